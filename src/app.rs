@@ -1,0 +1,238 @@
+//! Builds the service once, for `main` and for the tests: the store, the feed, the gRPC server
+//! with health and reflection, and the shutdown sequence.
+//!
+//! Shutdown (SIGTERM or Ctrl-C): health turns NOT_SERVING, the server keeps serving for the
+//! drain period so load balancers move away, then WatchCalls streams end with UNAVAILABLE,
+//! in-flight RPCs finish (up to the shutdown timeout) and background tasks stop.
+
+use std::{future::Future, net::SocketAddr, time::Duration};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tonic::transport::Server;
+use tonic_health::{server::HealthReporter, ServingStatus};
+
+use crate::{
+    auth::Authenticator,
+    config::ServeSettings,
+    feed::{Feed, FeedSettings},
+    grpc::{CallApi, CALL_SERVICE},
+    pb::{self, calls::v1::call_service_server::CallServiceServer},
+    store::{self, Store},
+    tokens::TokenSealer,
+};
+
+/// The health service name that stays SERVING while the process runs (liveness probes).
+pub const LIVENESS_SERVICE: &str = "liveness";
+const TOKEN_SECRET_NAME: &str = "token-sealing-key";
+
+/// A built, bound, not yet serving application.
+pub struct Application {
+    settings: ServeSettings,
+    store: Store,
+    listener: TcpListener,
+    api: CallApi,
+    feed: Feed,
+    background: TaskTracker,
+    stop_background: CancellationToken,
+    stop_streams: CancellationToken,
+}
+
+impl Application {
+    /// Migrates (when enabled), binds the listener and starts the feed.
+    pub async fn build(settings: ServeSettings, store: Store) -> anyhow::Result<Self> {
+        if settings.migrate {
+            let mut client = store
+                .client()
+                .await
+                .context("cannot connect to the database")?;
+            let applied = store::migrate(&mut client)
+                .await
+                .context("migrations failed")?;
+            tracing::info!(applied, "database schema is up to date");
+        }
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let sealer = TokenSealer::new(store.shared_secret(TOKEN_SECRET_NAME).await?);
+        let authenticator = Authenticator::new(store.clone(), settings.auth_cache_ttl);
+        let background = TaskTracker::new();
+        let stop_background = CancellationToken::new();
+        // Streams stop after the drain, the feed's reader with them.
+        let stop_streams = stop_background.child_token();
+        let feed = Feed::start(
+            store.clone(),
+            authenticator.clone(),
+            FeedSettings {
+                poll_interval: settings.feed_poll_interval,
+                heartbeat_interval: settings.heartbeat_interval,
+            },
+            stop_streams.clone(),
+            &background,
+        );
+        background.spawn(compact_periodically(
+            store.clone(),
+            settings.change_retention,
+            settings.compaction_interval,
+            stop_background.clone(),
+        ));
+        let api = CallApi::new(store.clone(), authenticator, sealer, feed.clone());
+        Ok(Application {
+            settings,
+            store,
+            listener,
+            api,
+            feed,
+            background,
+            stop_background,
+            stop_streams,
+        })
+    }
+
+    /// The address the gRPC server listens on (the real port when configured with port 0).
+    pub fn grpc_address(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves, then drains and stops.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health
+            .set_service_status(LIVENESS_SERVICE, ServingStatus::Serving)
+            .await;
+        let stop_health_checks = CancellationToken::new();
+        self.background.spawn(check_health(
+            self.store.clone(),
+            health.clone(),
+            self.settings.health_check_interval,
+            stop_health_checks.clone(),
+        ));
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+
+        let address = self.grpc_address();
+        let stop_serving = CancellationToken::new();
+        let server = Server::builder()
+            .tcp_nodelay(true)
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(CallServiceServer::new(self.api.clone()))
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(self.listener),
+                stop_serving.clone().cancelled_owned(),
+            );
+        let mut server = tokio::spawn(server);
+        tracing::info!(%address, "serving gRPC");
+
+        tokio::select! {
+            () = shutdown => {}
+            result = &mut server => {
+                self.stop_background.cancel();
+                return result?.context("the gRPC server failed");
+            }
+        }
+
+        tracing::info!(drain = ?self.settings.shutdown_drain, "shutting down: reporting NOT_SERVING");
+        stop_health_checks.cancel();
+        health.set_not_serving::<CallServiceServer<CallApi>>().await;
+        health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        tokio::time::sleep(self.settings.shutdown_drain).await;
+
+        tracing::info!("ending watch streams and finishing in-flight requests");
+        self.stop_streams.cancel();
+        stop_serving.cancel();
+        match tokio::time::timeout(self.settings.shutdown_timeout, &mut server).await {
+            Ok(result) => result?.context("the gRPC server failed")?,
+            Err(_) => {
+                tracing::warn!("in-flight requests did not finish in time; closing anyway");
+                server.abort();
+            }
+        }
+        self.feed.wait_for_streams().await;
+        self.stop_background.cancel();
+        self.background.close();
+        self.background.wait().await;
+        self.store.close();
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Keeps the health service in step with the database: SERVING only while it answers.
+async fn check_health(
+    store: Store,
+    health: HealthReporter,
+    interval: Duration,
+    stop: CancellationToken,
+) {
+    let mut last = None;
+    loop {
+        let healthy =
+            tokio::time::timeout(interval.max(Duration::from_secs(1)), store.is_healthy())
+                .await
+                .unwrap_or(false);
+        if stop.is_cancelled() {
+            return;
+        }
+        let status = if healthy {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        if last != Some(healthy) {
+            if healthy {
+                tracing::info!("database answers: SERVING");
+            } else {
+                tracing::warn!("database does not answer: NOT_SERVING");
+            }
+            last = Some(healthy);
+        }
+        health.set_service_status("", status).await;
+        health.set_service_status(CALL_SERVICE, status).await;
+        let (open, idle, waiting) = store.pool_status();
+        metrics::gauge!("callsd_db_pool_connections").set(open as f64);
+        metrics::gauge!("callsd_db_pool_idle").set(idle as f64);
+        metrics::gauge!("callsd_db_pool_waiting").set(waiting as f64);
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+/// Compacts the change log now and then; one replica at a time does the work.
+async fn compact_periodically(
+    store: Store,
+    retention: Duration,
+    interval: Duration,
+    stop: CancellationToken,
+) {
+    loop {
+        match store.compact_change_log(retention).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "compacted the change log"),
+            Err(error) => tracing::warn!(%error, "change log compaction failed"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+    }
+}

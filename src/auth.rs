@@ -1,0 +1,113 @@
+//! API keys: how a request proves which tenant it acts for.
+//!
+//! Keys are 32 random bytes shown once (`csk_<base64url>`); the database keeps only their
+//! SHA-256 (enough for high-entropy secrets, and constant work per lookup). Resolved keys are
+//! cached briefly; `callsd key revoke` notifies every replica to drop the cache at once.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use tonic::metadata::MetadataMap;
+use uuid::Uuid;
+
+use crate::{
+    store::{ApiKeyCreated, Store, Tenant},
+    Error,
+};
+
+const KEY_PREFIX: &str = "csk_";
+/// Bounds the cache so a flood of random keys cannot grow memory.
+const MAX_CACHED_KEYS: usize = 10_000;
+
+/// Creates a key for `tenant_id` and stores its hash; the returned key is never stored.
+pub async fn create_api_key(store: &Store, tenant_id: Uuid) -> Result<ApiKeyCreated, Error> {
+    let mut secret = [0_u8; 32];
+    rand::rng().fill_bytes(&mut secret);
+    let key = format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(secret));
+    let key_id = store.insert_api_key(tenant_id, &hash_key(&key)).await?;
+    Ok(ApiKeyCreated { key_id, key })
+}
+
+fn hash_key(key: &str) -> Vec<u8> {
+    Sha256::digest(key.as_bytes()).to_vec()
+}
+
+/// Key hash -> the tenant it resolved to, and when.
+type KeyCache = HashMap<Vec<u8>, (Tenant, Instant)>;
+
+/// Resolves the `authorization: Bearer <key>` metadata of a request to its tenant.
+#[derive(Clone)]
+pub struct Authenticator {
+    store: Store,
+    cache: Arc<Mutex<KeyCache>>,
+    cache_ttl: Duration,
+}
+
+impl Authenticator {
+    pub fn new(store: Store, cache_ttl: Duration) -> Self {
+        Authenticator {
+            store,
+            cache: Arc::default(),
+            cache_ttl,
+        }
+    }
+
+    /// The caller's tenant. Missing, malformed, unknown and revoked keys all give the same
+    /// `Unauthenticated`, so a caller learns nothing about which keys exist.
+    pub async fn authenticate(&self, metadata: &MetadataMap) -> Result<Tenant, Error> {
+        let key = bearer_key(metadata).ok_or(Error::Unauthenticated)?;
+        let key_hash = hash_key(key);
+        if let Some(tenant) = self.cached(&key_hash) {
+            return Ok(tenant);
+        }
+        let tenant = self
+            .store
+            .tenant_for_key_hash(&key_hash)
+            .await?
+            .ok_or(Error::Unauthenticated)?;
+        self.remember(key_hash, tenant.clone());
+        Ok(tenant)
+    }
+
+    /// Drops every cached key (a key was revoked somewhere).
+    pub fn forget_all(&self) {
+        self.lock_cache().clear();
+    }
+
+    fn cached(&self, key_hash: &[u8]) -> Option<Tenant> {
+        let cache = self.lock_cache();
+        let (tenant, cached_at) = cache.get(key_hash)?;
+        (cached_at.elapsed() < self.cache_ttl).then(|| tenant.clone())
+    }
+
+    fn remember(&self, key_hash: Vec<u8>, tenant: Tenant) {
+        if self.cache_ttl.is_zero() {
+            return;
+        }
+        let mut cache = self.lock_cache();
+        if cache.len() >= MAX_CACHED_KEYS {
+            cache.clear();
+        }
+        cache.insert(key_hash, (tenant, Instant::now()));
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, KeyCache> {
+        // A panic while holding this lock cannot leave the map half-written; keep serving.
+        self.cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn bearer_key(metadata: &MetadataMap) -> Option<&str> {
+    let value = metadata.get("authorization")?.to_str().ok()?;
+    let (scheme, key) = value.trim().split_once(' ')?;
+    let key = key.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && key.starts_with(KEY_PREFIX)).then_some(key)
+}

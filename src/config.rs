@@ -1,0 +1,206 @@
+//! Every setting of `callsd`: a command-line flag with an environment variable and a default.
+//! `callsd --help` (and `callsd serve --help`) lists them all.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+use crate::store::PoolSettings;
+
+/// The call-history service and its operator commands.
+#[derive(Debug, Parser)]
+#[command(name = "callsd", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+
+    #[command(flatten)]
+    pub telemetry: TelemetrySettings,
+
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the gRPC API (the default).
+    Serve(ServeSettings),
+    /// Apply the database migrations and exit.
+    Migrate,
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant and its first API key; prints the key alone on the last line of stdout.
+    Create {
+        /// Unique tenant name.
+        name: String,
+        /// IANA time zone used for calls whose start has none.
+        #[arg(long, default_value = "UTC")]
+        time_zone: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create an API key for a tenant (name or id); prints the key alone on the last line.
+    Create {
+        /// Tenant name or id.
+        tenant: String,
+    },
+    /// Revoke an API key by its id; every replica stops accepting it at once.
+    Revoke {
+        /// The key id printed when the key was created.
+        key_id: uuid::Uuid,
+    },
+}
+
+/// Where the data lives.
+#[derive(Clone, Args)]
+pub struct DatabaseSettings {
+    /// PostgreSQL URL. When unset, callsd starts its own PostgreSQL in --data-dir.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Directory of the embedded PostgreSQL (used only without DATABASE_URL).
+    #[arg(
+        long,
+        env = "CALLSD_DATA_DIR",
+        default_value = ".callsd",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+
+    /// Largest number of pooled database connections.
+    #[arg(long, env = "CALLSD_DB_POOL_SIZE", default_value_t = 16, global = true)]
+    pub db_pool_size: usize,
+
+    /// Time allowed to open a database connection.
+    #[arg(long, env = "CALLSD_DB_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
+    pub db_connect_timeout: Duration,
+
+    /// Time a request waits for a free pooled connection before failing with UNAVAILABLE.
+    #[arg(long, env = "CALLSD_DB_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
+    pub db_acquire_timeout: Duration,
+
+    /// Longest a single SQL statement may run.
+    #[arg(long, env = "CALLSD_DB_STATEMENT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub db_statement_timeout: Duration,
+}
+
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry a password: say only whether it is set.
+        formatter
+            .debug_struct("DatabaseSettings")
+            .field("database_url", &self.database_url.as_ref().map(|_| "<set>"))
+            .field("data_dir", &self.data_dir)
+            .field("db_pool_size", &self.db_pool_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DatabaseSettings {
+    pub fn pool_settings(&self) -> PoolSettings {
+        PoolSettings {
+            max_size: self.db_pool_size,
+            connect_timeout: self.db_connect_timeout,
+            acquire_timeout: self.db_acquire_timeout,
+            statement_timeout: self.db_statement_timeout,
+        }
+    }
+}
+
+/// How the server behaves.
+#[derive(Debug, Clone, Args)]
+pub struct ServeSettings {
+    /// Address of the gRPC server.
+    #[arg(long, env = "CALLSD_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+
+    /// Address of the Prometheus /metrics endpoint; "off" disables it.
+    // `std::option::Option` keeps clap from treating the flag as optional: "off" is the None.
+    #[arg(long, env = "CALLSD_METRICS_LISTEN", default_value = "127.0.0.1:9464", value_parser = parse_optional_address)]
+    pub metrics_listen: std::option::Option<SocketAddr>,
+
+    /// Apply migrations at start-up (under an advisory lock, safe with many replicas).
+    #[arg(long, env = "CALLSD_MIGRATE", default_value_t = true, action = ArgAction::Set)]
+    pub migrate: bool,
+
+    /// After SIGTERM, keep serving this long while reporting NOT_SERVING, so load balancers
+    /// stop sending new requests before the server closes.
+    #[arg(long, env = "CALLSD_SHUTDOWN_DRAIN", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub shutdown_drain: Duration,
+
+    /// After the drain, longest wait for in-flight RPCs to finish.
+    #[arg(long, env = "CALLSD_SHUTDOWN_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    /// A WatchCalls stream idle this long gets a heartbeat carrying the current sync token.
+    #[arg(long, env = "CALLSD_HEARTBEAT_INTERVAL", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub heartbeat_interval: Duration,
+
+    /// How long the change log (and so sync tokens and tombstones) is kept.
+    #[arg(long, env = "CALLSD_CHANGE_RETENTION", default_value = "30days", value_parser = humantime::parse_duration)]
+    pub change_retention: Duration,
+
+    /// How often the change log is compacted.
+    #[arg(long, env = "CALLSD_COMPACTION_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub compaction_interval: Duration,
+
+    /// How often the feed reads the change log when no notification woke it.
+    #[arg(long, env = "CALLSD_FEED_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub feed_poll_interval: Duration,
+
+    /// How long a resolved API key is trusted without asking the database again (revocations
+    /// are pushed to every replica at once; this bounds staleness if that push is lost).
+    #[arg(long, env = "CALLSD_AUTH_CACHE_TTL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub auth_cache_ttl: Duration,
+
+    /// How often the database is checked for the health service.
+    #[arg(long, env = "CALLSD_HEALTH_CHECK_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub health_check_interval: Duration,
+}
+
+impl Default for ServeSettings {
+    fn default() -> Self {
+        // The defaults declared above, so tests and `callsd` (no subcommand) agree with --help.
+        #[derive(Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            serve: ServeSettings,
+        }
+        Defaults::parse_from(["callsd"]).serve
+    }
+}
+
+/// Log output settings.
+#[derive(Debug, Clone, Args)]
+pub struct TelemetrySettings {
+    /// Log format: human-readable text, or one JSON object per line for clusters.
+    /// The filter comes from RUST_LOG (default "info").
+    #[arg(long, env = "CALLSD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+fn parse_optional_address(text: &str) -> Result<Option<SocketAddr>, String> {
+    if text.eq_ignore_ascii_case("off") || text.is_empty() {
+        return Ok(None);
+    }
+    text.parse()
+        .map(Some)
+        .map_err(|error| format!("{text:?} is not an address like 127.0.0.1:9464: {error}"))
+}

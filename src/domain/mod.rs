@@ -1,0 +1,13 @@
+//! Validated domain types: what a call is once its input has been checked.
+//!
+//! Every constructor here takes the request's field path, so a rejection names the field.
+
+mod call;
+mod phone;
+mod start;
+mod text;
+
+pub use call::{Call, CallFields, CallRecord, CallStatus, CallType, MAX_DURATION};
+pub use phone::{digits_of, PhoneNumber};
+pub use start::{parse_time_zone, CallStart};
+pub use text::checked_text;

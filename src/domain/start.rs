@@ -1,0 +1,162 @@
+//! The start of a call: a local wall-clock time read in an IANA time zone.
+//!
+//! The seed gives `start.dateTime` *without* an offset and the zone apart. We store the local
+//! time, the zone and the instant they denote. A local time skipped by a DST change does not
+//! exist and is refused; one repeated by a DST change is ambiguous and takes the earlier
+//! instant (the first time the clock showed it).
+
+use std::str::FromStr;
+
+use chrono::{DateTime, LocalResult, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+
+use crate::Error;
+
+/// A validated call start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallStart {
+    pub local: NaiveDateTime,
+    pub zone: Tz,
+}
+
+impl CallStart {
+    /// Parses `date_time` (RFC 3339 without offset) in `time_zone`, or in `default_zone` when
+    /// `time_zone` is empty. `field` is the path of the start message, e.g. `call.start`.
+    pub fn parse(
+        field: &str,
+        date_time: &str,
+        time_zone: &str,
+        default_zone: Tz,
+    ) -> Result<Self, Error> {
+        let date_time_field = format!("{field}.date_time");
+        let zone = if time_zone.is_empty() {
+            default_zone
+        } else {
+            parse_time_zone(&format!("{field}.time_zone"), time_zone)?
+        };
+        let local = parse_local_date_time(&date_time_field, date_time)?;
+        let start = CallStart { local, zone };
+        start
+            .instant()
+            .map_err(|description| Error::invalid(date_time_field, description))?;
+        Ok(start)
+    }
+
+    /// The instant this local time denotes in its zone.
+    pub fn instant(&self) -> Result<DateTime<Utc>, String> {
+        match self.zone.from_local_datetime(&self.local) {
+            LocalResult::Single(instant) => Ok(instant.with_timezone(&Utc)),
+            // Both instants are real; the earlier is the first time the wall clock read this.
+            LocalResult::Ambiguous(earlier, _later) => Ok(earlier.with_timezone(&Utc)),
+            LocalResult::None => Err(format!(
+                "{} does not exist in {}: the clocks skip it (daylight saving time)",
+                self.local.format("%Y-%m-%dT%H:%M:%S"),
+                self.zone.name()
+            )),
+        }
+    }
+
+    /// The local time as the seed writes it: `2026-11-27T09:30:00`, fractions when present.
+    pub fn date_time_text(&self) -> String {
+        self.local.format("%Y-%m-%dT%H:%M:%S%.f").to_string()
+    }
+}
+
+/// Parses an IANA zone name such as `Europe/Paris`.
+pub fn parse_time_zone(field: &str, name: &str) -> Result<Tz, Error> {
+    Tz::from_str(name).map_err(|_| {
+        Error::invalid(
+            field,
+            format!("{name:?} is not an IANA time zone (e.g. \"Europe/Paris\")"),
+        )
+    })
+}
+
+fn parse_local_date_time(field: &str, text: &str) -> Result<NaiveDateTime, Error> {
+    if text.is_empty() {
+        return Err(Error::invalid(field, "is required"));
+    }
+    if has_utc_offset(text) {
+        return Err(Error::invalid(
+            field,
+            "must not carry a UTC offset or 'Z': send the local time, e.g. \
+             \"2026-11-27T09:30:00\", and the zone in start.time_zone",
+        ));
+    }
+    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").map_err(|_| {
+        Error::invalid(
+            field,
+            "must be an RFC 3339 date-time without offset, e.g. \"2026-11-27T09:30:00\"",
+        )
+    })
+}
+
+/// True when the time part ends in `Z` or a `+hh:mm` / `-hh:mm` offset.
+fn has_utc_offset(text: &str) -> bool {
+    let Some((_, time)) = text.split_once(['T', 't']) else {
+        return false;
+    };
+    time.ends_with(['Z', 'z']) || time.contains(['+', '-'])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start(date_time: &str, zone: &str) -> Result<CallStart, Error> {
+        CallStart::parse("call.start", date_time, zone, Tz::UTC)
+    }
+
+    #[test]
+    fn local_time_in_a_zone_denotes_an_instant() {
+        let start = start("2026-11-27T23:30:00", "America/New_York").unwrap();
+        assert_eq!(
+            start.instant().unwrap().to_rfc3339(),
+            "2026-11-28T04:30:00+00:00"
+        );
+    }
+
+    #[test]
+    fn fractional_seconds_are_kept() {
+        let start = start("2026-11-27T09:30:00.250", "").unwrap();
+        assert_eq!(start.date_time_text(), "2026-11-27T09:30:00.250");
+        assert_eq!(start.zone, Tz::UTC);
+    }
+
+    #[test]
+    fn offsets_and_zulu_are_refused_with_a_reason() {
+        for text in [
+            "2026-11-27T09:30:00Z",
+            "2026-11-27T09:30:00+01:00",
+            "2026-11-27T09:30:00-05:00",
+        ] {
+            let Err(Error::InvalidArgument(violations)) = start(text, "") else {
+                panic!("{text} was accepted");
+            };
+            assert!(violations[0].description.contains("UTC offset"));
+        }
+    }
+
+    #[test]
+    fn a_time_in_the_spring_forward_gap_is_refused() {
+        assert!(start("2026-03-29T02:30:00", "Europe/Paris").is_err());
+    }
+
+    #[test]
+    fn an_ambiguous_time_takes_the_earlier_instant() {
+        // 02:30 happens twice in Paris on 2026-10-25: first at +02:00, then at +01:00.
+        let start = start("2026-10-25T02:30:00", "Europe/Paris").unwrap();
+        assert_eq!(
+            start.instant().unwrap().to_rfc3339(),
+            "2026-10-25T00:30:00+00:00"
+        );
+    }
+
+    #[test]
+    fn unknown_zones_and_garbage_are_refused() {
+        assert!(start("2026-11-27T09:30:00", "Mars/Olympus").is_err());
+        assert!(start("yesterday", "").is_err());
+        assert!(start("", "").is_err());
+        assert!(start("2026-02-30T09:30:00", "").is_err());
+    }
+}

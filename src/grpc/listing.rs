@@ -1,0 +1,250 @@
+//! ListCalls: request validation, page tokens bound to their filters, and sync tokens.
+//!
+//! Paging is keyset (never OFFSET): a page token holds the sort key of the last call sent, so
+//! concurrent inserts neither duplicate nor skip rows. Tokens are sealed (see [`crate::tokens`])
+//! and carry the tenant and filters they were issued for.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{calls::CallApi, convert};
+use crate::{
+    domain::{checked_text, digits_of},
+    error::Violations,
+    feed::{Position, SyncToken},
+    pb::calls::v1 as pb,
+    store::{CallFilters, CallQuery, ListCursor, Tenant},
+    Error,
+};
+
+const PAGE_TOKEN_KIND: &str = "page";
+const DEFAULT_PAGE_SIZE: usize = 50;
+const MAX_PAGE_SIZE: usize = 1000;
+const MAX_SEARCH_CHARS: usize = 64;
+
+/// The filters a listing runs with; a page token is only valid with the same ones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct ListFilters {
+    time_min_micros: Option<i64>,
+    time_max_micros: Option<i64>,
+    tool_id: Option<String>,
+    search_digits: Option<String>,
+    /// The sync token's position, for a sync listing.
+    sync_from: Option<Position>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum PageKey {
+    Newest { start_time_micros: i64, id: Uuid },
+    Changes(Position),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PageToken {
+    tenant_id: Uuid,
+    filters: ListFilters,
+    barrier: i64,
+    after: PageKey,
+}
+
+pub async fn list_calls(
+    api: &CallApi,
+    tenant: &Tenant,
+    request: &pb::ListCallsRequest,
+) -> Result<pb::ListCallsResponse, Error> {
+    let (filters, page_size) = validate(api, tenant, request)?;
+    if let Some(sync_from) = filters.sync_from {
+        if sync_from < api.store.change_log_horizon().await? {
+            return Err(Error::SyncTokenExpired);
+        }
+    }
+    let (cursor, barrier) = if request.page_token.is_empty() {
+        let cursor = match filters.sync_from {
+            Some(position) => ListCursor::Changes { after: position },
+            None => ListCursor::Newest { after: None },
+        };
+        (cursor, None)
+    } else {
+        let token = open_page_token(api, tenant, &filters, &request.page_token)?;
+        (cursor_after(&token.after)?, Some(token.barrier))
+    };
+    let query = CallQuery {
+        tenant_id: tenant.id,
+        filters: CallFilters {
+            time_min: filters
+                .time_min_micros
+                .and_then(chrono::DateTime::from_timestamp_micros),
+            time_max: filters
+                .time_max_micros
+                .and_then(chrono::DateTime::from_timestamp_micros),
+            tool_id: filters.tool_id.clone(),
+            search_digits: filters.search_digits.clone(),
+        },
+        cursor,
+        barrier,
+        limit: page_size,
+    };
+    let page = api.store.list_calls(&query).await?;
+    let next_page_token = match page.calls.last() {
+        Some((last, position)) if page.has_more => {
+            let after = match filters.sync_from {
+                Some(_) => PageKey::Changes(*position),
+                None => PageKey::Newest {
+                    start_time_micros: last.start_time.timestamp_micros(),
+                    id: last.id,
+                },
+            };
+            let token = PageToken {
+                tenant_id: tenant.id,
+                filters: filters.clone(),
+                barrier: page.barrier,
+                after,
+            };
+            api.sealer.seal(PAGE_TOKEN_KIND, &token)
+        }
+        _ => String::new(),
+    };
+    // A sync token means "you have everything up to here": only true for unfiltered lists.
+    let syncable = filters.time_min_micros.is_none()
+        && filters.time_max_micros.is_none()
+        && filters.search_digits.is_none();
+    let next_sync_token = if next_page_token.is_empty() && syncable {
+        let position = Position::below_barrier(page.barrier);
+        SyncToken {
+            tenant_id: tenant.id,
+            tool_id: filters.tool_id.clone().unwrap_or_default(),
+            search_digits: String::new(),
+            position: filters
+                .sync_from
+                .map_or(position, |from| from.max(position)),
+        }
+        .seal(&api.sealer)
+    } else {
+        String::new()
+    };
+    Ok(pb::ListCallsResponse {
+        calls: page
+            .calls
+            .iter()
+            .map(|(call, _)| convert::call_to_proto(call))
+            .collect(),
+        next_page_token,
+        next_sync_token,
+    })
+}
+
+fn validate(
+    api: &CallApi,
+    tenant: &Tenant,
+    request: &pb::ListCallsRequest,
+) -> Result<(ListFilters, usize), Error> {
+    let mut violations = Violations::default();
+    let page_size = match usize::try_from(request.page_size) {
+        Err(_) => {
+            violations.add("page_size", "must not be negative");
+            DEFAULT_PAGE_SIZE
+        }
+        Ok(0) => DEFAULT_PAGE_SIZE,
+        Ok(size) => size.min(MAX_PAGE_SIZE),
+    };
+    let time_min = request
+        .time_min
+        .as_ref()
+        .and_then(|time| violations.check(convert::instant("time_min", time)));
+    let time_max = request
+        .time_max
+        .as_ref()
+        .and_then(|time| violations.check(convert::instant("time_max", time)));
+    if let (Some(time_min), Some(time_max)) = (time_min, time_max) {
+        if time_min >= time_max {
+            violations.add("time_max", "must be after time_min");
+        }
+    }
+    let tool_id = match request.tool_id.as_str() {
+        "" => None,
+        tool_id => violations.check(checked_text("tool_id", tool_id, 256)),
+    };
+    let search_digits = match request.search.as_str() {
+        "" => None,
+        search if search.chars().count() > MAX_SEARCH_CHARS => {
+            violations.add(
+                "search",
+                format!("must be at most {MAX_SEARCH_CHARS} characters"),
+            );
+            None
+        }
+        search => {
+            let digits = digits_of(search);
+            if digits.is_empty() {
+                violations.add("search", "must contain digits: it matches phone numbers");
+            }
+            Some(digits)
+        }
+    };
+    let mut sync_from = None;
+    if !request.sync_token.is_empty() {
+        if time_min.is_some() || time_max.is_some() || search_digits.is_some() {
+            violations.add(
+                "sync_token",
+                "cannot be combined with time_min, time_max or search",
+            );
+        } else {
+            sync_from = violations
+                .check(SyncToken::open(
+                    &api.sealer,
+                    "sync_token",
+                    &request.sync_token,
+                    tenant.id,
+                    tool_id.as_deref().unwrap_or_default(),
+                    "",
+                ))
+                .map(|token| token.position);
+        }
+    }
+    violations.finish(|| {
+        let filters = ListFilters {
+            time_min_micros: time_min.map(|time| time.timestamp_micros()),
+            time_max_micros: time_max.map(|time| time.timestamp_micros()),
+            tool_id,
+            search_digits,
+            sync_from,
+        };
+        (filters, page_size)
+    })
+}
+
+fn open_page_token(
+    api: &CallApi,
+    tenant: &Tenant,
+    filters: &ListFilters,
+    page_token: &str,
+) -> Result<PageToken, Error> {
+    let token: PageToken = api
+        .sealer
+        .open(PAGE_TOKEN_KIND, page_token)
+        .filter(|token: &PageToken| token.tenant_id == tenant.id)
+        .ok_or_else(|| Error::invalid("page_token", "is not a page token issued to this tenant"))?;
+    if token.filters != *filters {
+        return Err(Error::invalid(
+            "page_token",
+            "was issued for other filters: repeat the request's filters with its page token",
+        ));
+    }
+    Ok(token)
+}
+
+fn cursor_after(key: &PageKey) -> Result<ListCursor, Error> {
+    Ok(match key {
+        PageKey::Newest {
+            start_time_micros,
+            id,
+        } => {
+            let start_time = chrono::DateTime::from_timestamp_micros(*start_time_micros)
+                .ok_or_else(|| Error::invalid("page_token", "is corrupt"))?;
+            ListCursor::Newest {
+                after: Some((start_time, *id)),
+            }
+        }
+        PageKey::Changes(position) => ListCursor::Changes { after: *position },
+    })
+}

@@ -1,0 +1,66 @@
+//! The gRPC surface: one file per concern, converting proto messages to domain types and
+//! domain errors to `Status` (through [`crate::Error`]). No SQL here.
+
+mod calls;
+mod convert;
+mod listing;
+mod update_mask;
+mod watch;
+
+use std::{future::Future, time::Instant};
+
+use tonic::{Code, Response, Status};
+use tracing::Instrument;
+
+pub use calls::CallApi;
+
+/// The gRPC service name, as metrics and health report it.
+pub const CALL_SERVICE: &str = "calls.v1.CallService";
+
+/// Runs one unary RPC inside a span with a request id, and records it in the
+/// `grpc_server_*` metrics under the names go-grpc-prometheus uses.
+async fn observe<T>(
+    method: &'static str,
+    handler: impl Future<Output = Result<T, crate::Error>>,
+) -> Result<Response<T>, Status> {
+    let span = tracing::info_span!("rpc", method, request_id = %uuid::Uuid::new_v4());
+    async move {
+        let started = Instant::now();
+        record_started(method);
+        let result = handler.await.map(Response::new).map_err(Status::from);
+        let code = result.as_ref().err().map_or(Code::Ok, Status::code);
+        record_handled(method, code, started);
+        if let Err(status) = &result {
+            tracing::info!(code = ?status.code(), message = status.message(), "rpc failed");
+        }
+        result
+    }
+    .instrument(span)
+    .await
+}
+
+fn record_started(method: &'static str) {
+    metrics::counter!("grpc_server_started_total",
+        "grpc_service" => CALL_SERVICE, "grpc_method" => method, "grpc_type" => grpc_type(method))
+    .increment(1);
+}
+
+/// Records a finished RPC; streams call it when they end.
+fn record_handled(method: &'static str, code: Code, started: Instant) {
+    let code_name = format!("{code:?}");
+    metrics::counter!("grpc_server_handled_total",
+        "grpc_service" => CALL_SERVICE, "grpc_method" => method,
+        "grpc_type" => grpc_type(method), "grpc_code" => code_name)
+    .increment(1);
+    metrics::histogram!("grpc_server_handling_seconds",
+        "grpc_service" => CALL_SERVICE, "grpc_method" => method, "grpc_type" => grpc_type(method))
+    .record(started.elapsed().as_secs_f64());
+}
+
+fn grpc_type(method: &str) -> &'static str {
+    if method == "WatchCalls" {
+        "server_stream"
+    } else {
+        "unary"
+    }
+}

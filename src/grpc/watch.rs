@@ -1,0 +1,178 @@
+//! WatchCalls: validate the request, open a feed stream, turn its events into messages.
+
+use std::{
+    pin::Pin,
+    task::{Context, Poll},
+    time::Instant,
+};
+
+use futures::{Stream, StreamExt};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Code, Status};
+
+use super::{calls::CallApi, convert, record_handled};
+use crate::{
+    domain::{checked_text, digits_of},
+    error::Violations,
+    feed::{FeedEvent, StartFrom, SyncToken, WatchFilters},
+    pb::calls::v1 as pb,
+    store::{ChangeKind, Tenant},
+    Error,
+};
+
+type MessageStream = Pin<Box<dyn Stream<Item = Result<pb::WatchCallsResponse, Status>> + Send>>;
+
+/// Validates the request and starts the stream.
+pub async fn open(
+    api: &CallApi,
+    tenant: &Tenant,
+    request: &pb::WatchCallsRequest,
+) -> Result<MessageStream, Error> {
+    let mut violations = Violations::default();
+    let tool_id = match request.tool_id.as_str() {
+        "" => None,
+        tool_id => violations.check(checked_text("tool_id", tool_id, 256)),
+    };
+    let search_digits = match request.search.as_str() {
+        "" => None,
+        search => {
+            let digits = digits_of(search);
+            if digits.is_empty() || search.chars().count() > 64 {
+                violations.add("search", "must hold digits, at most 64 characters");
+            }
+            Some(digits)
+        }
+    };
+    let token_template = SyncToken {
+        tenant_id: tenant.id,
+        tool_id: tool_id.clone().unwrap_or_default(),
+        search_digits: search_digits.clone().unwrap_or_default(),
+        position: crate::feed::Position { tx: 0, seq: 0 },
+    };
+    let start = match (request.sync_token.as_str(), request.send_initial_state) {
+        ("", false) => Some(StartFrom::Now),
+        ("", true) => Some(StartFrom::InitialState),
+        (_, true) => {
+            violations.add(
+                "send_initial_state",
+                "cannot be combined with sync_token: a token resumes after the state it saw",
+            );
+            None
+        }
+        (token, false) => violations
+            .check(SyncToken::open(
+                &api.sealer,
+                "sync_token",
+                token,
+                tenant.id,
+                &token_template.tool_id,
+                &token_template.search_digits,
+            ))
+            .map(|token| StartFrom::After(token.position)),
+    };
+    let (filters, start) = violations.finish(|| {
+        let filters = WatchFilters {
+            tool_id,
+            search_digits,
+        };
+        (filters, start.unwrap_or(StartFrom::Now))
+    })?;
+    tracing::info!(tenant = %tenant.name, ?start, "watch stream opened");
+    let events = api.feed.watch(tenant.id, filters, start);
+    let sealer = api.sealer.clone();
+    let messages = ReceiverStream::new(events).map(move |event| {
+        let token_for = |position| {
+            SyncToken {
+                position,
+                ..token_template.clone()
+            }
+            .seal(&sealer)
+        };
+        event
+            .map(|event| pb::WatchCallsResponse {
+                event: Some(call_event(event, token_for)),
+            })
+            .map_err(Status::from)
+    });
+    Ok(Box::pin(messages))
+}
+
+fn call_event(
+    event: FeedEvent,
+    token_for: impl Fn(crate::feed::Position) -> String,
+) -> pb::CallEvent {
+    use pb::CallEventType as Type;
+    let now = convert::timestamp(chrono::Utc::now());
+    match event {
+        FeedEvent::Change(record) => pb::CallEvent {
+            r#type: match record.kind {
+                ChangeKind::Created => Type::Created,
+                ChangeKind::Updated => Type::Updated,
+                ChangeKind::Deleted => Type::Deleted,
+            } as i32,
+            call: Some(convert::call_to_proto(&record.call)),
+            sync_token: token_for(record.position),
+            event_time: Some(convert::timestamp(record.event_time)),
+        },
+        FeedEvent::Initial(call) => pb::CallEvent {
+            r#type: Type::Initial as i32,
+            call: Some(convert::call_to_proto(&call)),
+            sync_token: String::new(),
+            event_time: Some(now),
+        },
+        FeedEvent::InitialStateComplete(position) => pb::CallEvent {
+            r#type: Type::InitialStateComplete as i32,
+            call: None,
+            sync_token: token_for(position),
+            event_time: Some(now),
+        },
+        FeedEvent::Heartbeat(position) => pb::CallEvent {
+            r#type: Type::Heartbeat as i32,
+            call: None,
+            sync_token: token_for(position),
+            event_time: Some(now),
+        },
+    }
+}
+
+/// Wraps a stream so that its end (or the client leaving) is recorded in the RPC metrics.
+pub fn observed(stream: MessageStream, method: &'static str, started: Instant) -> MessageStream {
+    Box::pin(ObservedStream {
+        inner: stream,
+        method,
+        started,
+        outcome: None,
+    })
+}
+
+struct ObservedStream {
+    inner: MessageStream,
+    method: &'static str,
+    started: Instant,
+    outcome: Option<Code>,
+}
+
+impl Stream for ObservedStream {
+    type Item = Result<pb::WatchCallsResponse, Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let polled = self.inner.as_mut().poll_next(context);
+        match &polled {
+            Poll::Ready(Some(Err(status))) => self.outcome = Some(status.code()),
+            Poll::Ready(None) if self.outcome.is_none() => self.outcome = Some(Code::Ok),
+            _ => {}
+        }
+        polled
+    }
+}
+
+impl Drop for ObservedStream {
+    fn drop(&mut self) {
+        // Dropped before it ended: the client went away.
+        record_handled(
+            self.method,
+            self.outcome.unwrap_or(Code::Cancelled),
+            self.started,
+        );
+    }
+}

@@ -1,0 +1,34 @@
+//! `callsd`: a call-history service. It stores phone-call records in PostgreSQL, serves them
+//! over gRPC and streams every change to the clients that follow them.
+//!
+//! Data flows one way: **proto → [`grpc`] → [`domain`] → [`store`]**, and changes flow out
+//! through [`feed`].
+//!
+//! - [`config`]: every setting, as a flag with an environment variable and a default.
+//! - [`app`]: builds the server once for `main` and for the tests; health, reflection, shutdown.
+//! - [`cli`]: the operator commands (`migrate`, `tenant create`, `key create`, `key revoke`).
+//! - [`embedded_postgres`]: the PostgreSQL that `callsd serve` starts when no database is set.
+//! - [`grpc`]: one file per service; converts proto messages to domain types, no SQL.
+//! - [`domain`]: validated call fields: phone numbers, local start times and time zones.
+//! - [`store`]: PostgreSQL access: pool, migrations, queries, SQLSTATE to [`Error`].
+//! - [`feed`]: change-log positions, sync tokens, and the `WatchCalls` fan-out.
+//! - [`auth`]: API keys, stored as hashes, resolved to a tenant.
+//! - [`tokens`]: opaque, tamper-evident page and sync tokens.
+//! - [`error`]: the one [`Error`] enum and its mapping to `tonic::Status`.
+//! - [`telemetry`]: logs and metrics.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod embedded_postgres;
+pub mod error;
+pub mod feed;
+pub mod grpc;
+pub mod pb;
+pub mod store;
+pub mod telemetry;
+pub mod tokens;
+
+pub use error::Error;

@@ -1,0 +1,112 @@
+//! `callsd`: parse the settings, start logging, open the database, run the command.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+
+use callsd::{
+    app::Application,
+    cli,
+    config::{Cli, Command, DatabaseSettings, ServeSettings},
+    embedded_postgres::{Durability, EmbeddedPostgres},
+    store::{self, Store},
+    telemetry,
+};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init_logging(cli.telemetry.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = %format!("{error:#}"), "callsd failed");
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let (store, embedded) = open_database(&cli.database).await?;
+    let command = cli
+        .command
+        .unwrap_or_else(|| Command::Serve(ServeSettings::default()));
+    let result = match command {
+        Command::Serve(settings) => {
+            serve(settings, &store, embedded.is_some(), &cli.database).await
+        }
+        Command::Migrate => cli::migrate(&store).await,
+        Command::Tenant(command) => cli::tenant(&store, command).await,
+        Command::Key(command) => cli::key(&store, command).await,
+    };
+    store.close();
+    if let Some(embedded) = embedded {
+        embedded.stop().await;
+    }
+    result
+}
+
+/// The database from DATABASE_URL, or the embedded one in the data directory.
+async fn open_database(
+    settings: &DatabaseSettings,
+) -> anyhow::Result<(Store, Option<EmbeddedPostgres>)> {
+    let pool_settings = settings.pool_settings();
+    match &settings.database_url {
+        Some(url) => {
+            let config = store::connection_config(url, &pool_settings)?;
+            Ok((Store::new(config, &pool_settings)?, None))
+        }
+        None => {
+            tracing::info!(data_dir = %settings.data_dir.display(), "DATABASE_URL is not set: using the embedded PostgreSQL");
+            let embedded = EmbeddedPostgres::start(&settings.data_dir, Durability::Durable).await?;
+            let mut config = embedded.connection_config();
+            store::apply_settings(&mut config, &pool_settings);
+            Ok((Store::new(config, &pool_settings)?, Some(embedded)))
+        }
+    }
+}
+
+async fn serve(
+    settings: ServeSettings,
+    store: &Store,
+    embedded: bool,
+    database: &DatabaseSettings,
+) -> anyhow::Result<()> {
+    if let Some(address) = settings.metrics_listen {
+        telemetry::init_metrics(address)
+            .with_context(|| format!("cannot serve metrics on {address}"))?;
+        tracing::info!(%address, "serving Prometheus metrics at /metrics");
+    }
+    let application = Application::build(settings, store.clone()).await?;
+    if embedded {
+        cli::bootstrap_default_tenant(store, &database.data_dir).await?;
+    }
+    application.run_until(shutdown_signal()).await
+}
+
+/// Resolves on SIGTERM (Kubernetes) or Ctrl-C.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("received Ctrl-C"),
+        () = terminate => tracing::info!("received SIGTERM"),
+    }
+}

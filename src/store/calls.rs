@@ -1,0 +1,529 @@
+//! Calls: single-statement writes that record their change in the change log, and reads.
+//!
+//! Each write is one statement (a data-modifying CTE), so the call row and its change-log row
+//! commit together in one round trip. Every row is read back as `to_jsonb(row)`, the same shape
+//! the change log stores, so one decoder serves both.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::Deserialize;
+use tokio_postgres::types::ToSql;
+use uuid::Uuid;
+
+use super::{changes::ChangeKind, Store};
+use crate::{
+    domain::{Call, CallFields, CallRecord, CallStart, CallStatus, CallType, PhoneNumber},
+    feed::Position,
+    Error,
+};
+
+/// How many times an update without etag is retried when another writer got there first.
+const UPDATE_ATTEMPTS: usize = 5;
+
+/// Filters of a full list (newest first).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallFilters {
+    /// Calls that end after this instant.
+    pub time_min: Option<DateTime<Utc>>,
+    /// Calls that start before this instant.
+    pub time_max: Option<DateTime<Utc>>,
+    /// Calls of this button.
+    pub tool_id: Option<String>,
+    /// Calls whose numbers contain these digits.
+    pub search_digits: Option<String>,
+}
+
+/// Where a page starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListCursor {
+    /// Live calls, newest start first, after this (start_time, id) key.
+    Newest {
+        after: Option<(DateTime<Utc>, Uuid)>,
+    },
+    /// Calls changed after this position (tombstones included), oldest change first.
+    Changes { after: Position },
+}
+
+/// One page request.
+#[derive(Debug, Clone)]
+pub struct CallQuery {
+    pub tenant_id: Uuid,
+    pub filters: CallFilters,
+    pub cursor: ListCursor,
+    /// The feed barrier of the first page; `None` on a first page, which takes the current one.
+    pub barrier: Option<i64>,
+    pub limit: usize,
+}
+
+/// A page of calls with what the next page needs.
+#[derive(Debug, Clone)]
+pub struct CallPage {
+    /// Each call with the position of its latest change.
+    pub calls: Vec<(Call, Position)>,
+    pub has_more: bool,
+    /// The feed barrier this listing runs under (`pg_snapshot_xmin` at its first page).
+    pub barrier: i64,
+}
+
+impl Store {
+    /// Inserts a call, or returns the call an earlier request with the same `request_id` made.
+    #[tracing::instrument(skip(self, fields))]
+    pub async fn create_call(
+        &self,
+        tenant_id: Uuid,
+        request_id: Option<&str>,
+        fields: &CallFields,
+    ) -> Result<Call, Error> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&format!(
+                "WITH inserted AS (
+                    INSERT INTO calls (id, tenant_id, request_id, button_id, client_id,
+                        caller_number, called_number, tracking_number, number_digits,
+                        start_local, start_zone, start_time, end_time, duration_micros, status,
+                        external_id, call_type, record_mime_type, record_url, change_tx, change_seq)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                        $16, $17, $18, $19, {NEW_POSITION})
+                    ON CONFLICT (tenant_id, request_id) WHERE request_id IS NOT NULL DO NOTHING
+                    RETURNING *
+                ), logged AS ({})
+                SELECT to_jsonb(inserted) FROM inserted",
+                log_change("inserted", "$20")
+            ))
+            .await?;
+        let values = WriteValues::new(fields)?;
+        let id = Uuid::now_v7();
+        let kind = ChangeKind::Created.code();
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&id, &tenant_id, &request_id];
+        params.extend(values.params());
+        params.push(&kind);
+        if let Some(row) = client.query_opt(&statement, &params).await? {
+            return decode_call(row.get(0)).map(|(call, _)| call);
+        }
+        // The insert was skipped: this request_id was seen before. Return its call.
+        let row = client
+            .query_one(
+                "SELECT to_jsonb(c) FROM calls c WHERE tenant_id = $1 AND request_id = $2",
+                &[&tenant_id, &request_id],
+            )
+            .await?;
+        decode_call(row.get(0)).map(|(call, _)| call)
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub async fn get_call(&self, tenant_id: Uuid, id: Uuid) -> Result<Call, Error> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT to_jsonb(c) FROM calls c
+                 WHERE tenant_id = $1 AND id = $2 AND delete_time IS NULL",
+            )
+            .await?;
+        let row = client
+            .query_opt(&statement, &[&tenant_id, &id])
+            .await?
+            .ok_or(Error::NotFound { resource: "call" })?;
+        decode_call(row.get(0)).map(|(call, _)| call)
+    }
+
+    /// Replaces a call's fields with `change(current)`, retrying when another writer changes
+    /// the call in between. With `expected_etag`, a different current version is
+    /// `EtagMismatch` instead of a retry.
+    #[tracing::instrument(skip(self, change))]
+    pub async fn update_call(
+        &self,
+        tenant_id: Uuid,
+        id: Uuid,
+        expected_etag: Option<&str>,
+        change: impl Fn(&Call) -> Result<CallFields, Error>,
+    ) -> Result<Call, Error> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&format!(
+                "WITH updated AS (
+                    UPDATE calls SET button_id = $4, client_id = $5, caller_number = $6,
+                        called_number = $7, tracking_number = $8, number_digits = $9,
+                        start_local = $10, start_zone = $11, start_time = $12, end_time = $13,
+                        duration_micros = $14, status = $15, external_id = $16, call_type = $17,
+                        record_mime_type = $18, record_url = $19, version = version + 1,
+                        update_time = now(), (change_tx, change_seq) = ({NEW_POSITION})
+                    WHERE tenant_id = $1 AND id = $2 AND version = $3 AND delete_time IS NULL
+                    RETURNING *
+                ), logged AS ({})
+                SELECT to_jsonb(updated) FROM updated",
+                log_change("updated", "$20")
+            ))
+            .await?;
+        let kind = ChangeKind::Updated.code();
+        for _ in 0..UPDATE_ATTEMPTS {
+            let current = self.get_call(tenant_id, id).await?;
+            if expected_etag.is_some_and(|etag| etag != current.etag()) {
+                return Err(Error::EtagMismatch { resource: "call" });
+            }
+            let values = WriteValues::new(&change(&current)?)?;
+            let mut params: Vec<&(dyn ToSql + Sync)> = vec![&tenant_id, &id, &current.version];
+            params.extend(values.params());
+            params.push(&kind);
+            if let Some(row) = client.query_opt(&statement, &params).await? {
+                return decode_call(row.get(0)).map(|(call, _)| call);
+            }
+        }
+        Err(Error::Internal(anyhow::anyhow!(
+            "call {id} changed under {UPDATE_ATTEMPTS} update attempts in a row"
+        )))
+    }
+
+    /// Deletes a call, leaving a tombstone for sync lists. With `expected_etag`, only if the
+    /// call is still at that version.
+    #[tracing::instrument(skip(self))]
+    pub async fn delete_call(
+        &self,
+        tenant_id: Uuid,
+        id: Uuid,
+        expected_etag: Option<&str>,
+    ) -> Result<Call, Error> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&format!(
+                "WITH deleted AS (
+                    UPDATE calls SET delete_time = now(), update_time = now(),
+                        version = version + 1, (change_tx, change_seq) = ({NEW_POSITION})
+                    WHERE tenant_id = $1 AND id = $2 AND delete_time IS NULL
+                        AND ($3::bigint IS NULL OR version = $3)
+                    RETURNING *
+                ), logged AS ({})
+                SELECT to_jsonb(deleted) FROM deleted",
+                log_change("deleted", "$4")
+            ))
+            .await?;
+        let expected_version: Option<i64> = match expected_etag {
+            // An etag we never issued cannot match any version.
+            Some(etag) => Some(
+                etag.parse()
+                    .map_err(|_| Error::EtagMismatch { resource: "call" })?,
+            ),
+            None => None,
+        };
+        let kind = ChangeKind::Deleted.code();
+        if let Some(row) = client
+            .query_opt(&statement, &[&tenant_id, &id, &expected_version, &kind])
+            .await?
+        {
+            return decode_call(row.get(0)).map(|(call, _)| call);
+        }
+        // Nothing deleted: either there is no such live call, or its etag moved on.
+        self.get_call(tenant_id, id).await?;
+        Err(Error::EtagMismatch { resource: "call" })
+    }
+
+    /// One page of a full list or of a sync list.
+    #[tracing::instrument(skip(self))]
+    pub async fn list_calls(&self, query: &CallQuery) -> Result<CallPage, Error> {
+        let client = self.client().await?;
+        let limit = i64::try_from(query.limit + 1).unwrap_or(i64::MAX);
+        let like_pattern = query
+            .filters
+            .search_digits
+            .as_ref()
+            .map(|digits| format!("%{digits}%"));
+        let mut conditions = Conditions::new(vec![&query.tenant_id, &query.barrier, &limit]);
+        conditions.add("c.tenant_id = $1".to_owned());
+        if let Some(tool_id) = &query.filters.tool_id {
+            let tool_id = conditions.param(tool_id);
+            conditions.add(format!("c.button_id = {tool_id}"));
+        }
+        let order = match &query.cursor {
+            ListCursor::Newest { after } => {
+                conditions.add("c.delete_time IS NULL".to_owned());
+                if let Some(time_min) = &query.filters.time_min {
+                    let time_min = conditions.param(time_min);
+                    conditions.add(format!("c.end_time > {time_min}"));
+                }
+                if let Some(time_max) = &query.filters.time_max {
+                    let time_max = conditions.param(time_max);
+                    conditions.add(format!("c.start_time < {time_max}"));
+                }
+                if let Some(pattern) = &like_pattern {
+                    let pattern = conditions.param(pattern);
+                    conditions.add(format!("c.number_digits LIKE {pattern}"));
+                }
+                if let Some((start_time, id)) = after {
+                    let start_time = conditions.param(start_time);
+                    let id = conditions.param(id);
+                    conditions.add(format!("(c.start_time, c.id) < ({start_time}, {id})"));
+                }
+                "c.start_time DESC, c.id DESC"
+            }
+            ListCursor::Changes { after } => {
+                let tx = conditions.param(&after.tx);
+                let seq = conditions.param(&after.seq);
+                conditions.add(format!("(c.change_tx, c.change_seq) > ({tx}, {seq})"));
+                conditions.add("c.change_tx < (SELECT tx FROM barrier)".to_owned());
+                "c.change_tx, c.change_seq"
+            }
+        };
+        let sql = format!(
+            "WITH barrier AS (SELECT COALESCE($2::bigint,
+                 pg_snapshot_xmin(pg_current_snapshot())::text::bigint) AS tx)
+             SELECT (SELECT tx FROM barrier), to_jsonb(c) FROM calls c
+             WHERE {} ORDER BY {order} LIMIT $3",
+            conditions.sql.join(" AND ")
+        );
+        let statement = client.prepare_cached(&sql).await?;
+        let rows = client.query(&statement, &conditions.params).await?;
+        let barrier = match (rows.first(), query.barrier) {
+            (Some(row), _) => row.get(0),
+            (None, Some(barrier)) => barrier,
+            (None, None) => current_barrier(&client).await?,
+        };
+        let has_more = rows.len() > query.limit;
+        let calls = rows
+            .iter()
+            .take(query.limit)
+            .map(|row| decode_call(row.get(1)))
+            .collect::<Result<_, _>>()?;
+        Ok(CallPage {
+            calls,
+            has_more,
+            barrier,
+        })
+    }
+}
+
+/// A WHERE clause built from fixed fragments; every value goes in as a parameter.
+struct Conditions<'a> {
+    sql: Vec<String>,
+    params: Vec<&'a (dyn ToSql + Sync)>,
+}
+
+impl<'a> Conditions<'a> {
+    fn new(params: Vec<&'a (dyn ToSql + Sync)>) -> Self {
+        Conditions {
+            sql: Vec::new(),
+            params,
+        }
+    }
+
+    /// Adds a parameter and returns its placeholder (`$n`).
+    fn param(&mut self, value: &'a (dyn ToSql + Sync)) -> String {
+        self.params.push(value);
+        format!("${}", self.params.len())
+    }
+
+    fn add(&mut self, condition: String) {
+        self.sql.push(condition);
+    }
+}
+
+async fn current_barrier(client: &tokio_postgres::Client) -> Result<i64, Error> {
+    let row = client
+        .query_one(
+            "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
+            &[],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// The position a writing statement gives its change: its transaction id and a fresh number.
+const NEW_POSITION: &str = "pg_current_xact_id()::text::bigint, nextval('change_seq')";
+
+/// The statement that logs a change of kind `kind_param` for each row of the CTE `source`.
+fn log_change(source: &str, kind_param: &str) -> String {
+    format!(
+        "INSERT INTO change_log (change_tx, change_seq, tenant_id, call_id, kind, call)
+         SELECT change_tx, change_seq, tenant_id, id, {kind_param}::smallint, to_jsonb({source})
+         FROM {source}"
+    )
+}
+
+/// The sixteen column values a write sends, in the order of parameters `$4` to `$19`.
+struct WriteValues {
+    button_id: String,
+    client_id: String,
+    caller_number: String,
+    called_number: String,
+    tracking_number: String,
+    number_digits: String,
+    start_local: NaiveDateTime,
+    start_zone: &'static str,
+    start_time: DateTime<Utc>,
+    end_time: DateTime<Utc>,
+    duration_micros: i64,
+    status: i16,
+    external_id: String,
+    call_type: i16,
+    record_mime_type: String,
+    record_url: String,
+}
+
+impl WriteValues {
+    fn new(fields: &CallFields) -> Result<Self, Error> {
+        let start_time = fields
+            .start
+            .instant()
+            .map_err(|description| Error::invalid("call.start.date_time", description))?;
+        let duration = chrono::TimeDelta::from_std(fields.duration)
+            .map_err(|_| Error::invalid("call.duration", "is too long"))?;
+        let record = fields.record.clone().unwrap_or(CallRecord {
+            mime_type: String::new(),
+            url: String::new(),
+        });
+        Ok(WriteValues {
+            button_id: fields.button_id.clone(),
+            client_id: fields.client_id.clone(),
+            caller_number: fields.caller_number.as_str().to_owned(),
+            called_number: fields.called_number.as_str().to_owned(),
+            tracking_number: fields
+                .tracking_number
+                .as_ref()
+                .map(|number| number.as_str().to_owned())
+                .unwrap_or_default(),
+            number_digits: fields.number_digits(),
+            start_local: fields.start.local,
+            start_zone: fields.start.zone.name(),
+            start_time,
+            end_time: start_time + duration,
+            duration_micros: duration.num_microseconds().unwrap_or(i64::MAX),
+            status: fields.status.map_or(0, status_code),
+            external_id: fields.external_id.clone(),
+            call_type: fields.call_type.map_or(0, call_type_code),
+            record_mime_type: record.mime_type,
+            record_url: record.url,
+        })
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 16] {
+        [
+            &self.button_id,
+            &self.client_id,
+            &self.caller_number,
+            &self.called_number,
+            &self.tracking_number,
+            &self.number_digits,
+            &self.start_local,
+            &self.start_zone,
+            &self.start_time,
+            &self.end_time,
+            &self.duration_micros,
+            &self.status,
+            &self.external_id,
+            &self.call_type,
+            &self.record_mime_type,
+            &self.record_url,
+        ]
+    }
+}
+
+/// A `calls` row as `to_jsonb` renders it (the change log stores the same shape).
+#[derive(Debug, Deserialize)]
+struct CallRow {
+    id: Uuid,
+    button_id: String,
+    client_id: String,
+    caller_number: String,
+    called_number: String,
+    tracking_number: String,
+    start_local: NaiveDateTime,
+    start_zone: String,
+    start_time: DateTime<Utc>,
+    duration_micros: i64,
+    status: i16,
+    external_id: String,
+    call_type: i16,
+    record_mime_type: String,
+    record_url: String,
+    version: i64,
+    create_time: DateTime<Utc>,
+    update_time: DateTime<Utc>,
+    delete_time: Option<DateTime<Utc>>,
+    change_tx: i64,
+    change_seq: i64,
+}
+
+/// Decodes a call stored as JSON, with the position of its latest change.
+pub(super) fn decode_call(json: serde_json::Value) -> Result<(Call, Position), Error> {
+    let row: CallRow = serde_json::from_value(json).map_err(|error| {
+        Error::Internal(anyhow::anyhow!("stored call does not decode: {error}"))
+    })?;
+    let zone = row.start_zone.parse().map_err(|_| {
+        Error::Internal(anyhow::anyhow!(
+            "stored call has unknown zone {}",
+            row.start_zone
+        ))
+    })?;
+    let fields = CallFields {
+        button_id: row.button_id,
+        client_id: row.client_id,
+        caller_number: PhoneNumber::from_stored(row.caller_number),
+        called_number: PhoneNumber::from_stored(row.called_number),
+        tracking_number: (!row.tracking_number.is_empty())
+            .then(|| PhoneNumber::from_stored(row.tracking_number)),
+        start: CallStart {
+            local: row.start_local,
+            zone,
+        },
+        duration: std::time::Duration::from_micros(u64::try_from(row.duration_micros).unwrap_or(0)),
+        status: status_from_code(row.status),
+        external_id: row.external_id,
+        call_type: call_type_from_code(row.call_type),
+        record: (!row.record_mime_type.is_empty() || !row.record_url.is_empty()).then_some(
+            CallRecord {
+                mime_type: row.record_mime_type,
+                url: row.record_url,
+            },
+        ),
+    };
+    let call = Call {
+        id: row.id,
+        fields,
+        start_time: row.start_time,
+        create_time: row.create_time,
+        update_time: row.update_time,
+        version: row.version,
+        delete_time: row.delete_time,
+    };
+    let position = Position {
+        tx: row.change_tx,
+        seq: row.change_seq,
+    };
+    Ok((call, position))
+}
+
+// Stored codes equal the proto enum numbers, so the two can never drift apart silently.
+const STATUSES: [(CallStatus, i16); 6] = [
+    (CallStatus::Completed, 1),
+    (CallStatus::NoAnswered, 2),
+    (CallStatus::Message, 3),
+    (CallStatus::WrongNumber, 4),
+    (CallStatus::Busy, 5),
+    (CallStatus::Abandoned, 6),
+];
+const CALL_TYPES: [(CallType, i16); 2] = [(CallType::ClickToCall, 1), (CallType::CallTracking, 2)];
+
+fn status_code(status: CallStatus) -> i16 {
+    STATUSES
+        .iter()
+        .find(|(known, _)| *known == status)
+        .map_or(0, |(_, code)| *code)
+}
+
+fn status_from_code(code: i16) -> Option<CallStatus> {
+    STATUSES
+        .iter()
+        .find(|(_, known)| *known == code)
+        .map(|(status, _)| *status)
+}
+
+fn call_type_code(call_type: CallType) -> i16 {
+    CALL_TYPES
+        .iter()
+        .find(|(known, _)| *known == call_type)
+        .map_or(0, |(_, code)| *code)
+}
+
+fn call_type_from_code(code: i16) -> Option<CallType> {
+    CALL_TYPES
+        .iter()
+        .find(|(_, known)| *known == code)
+        .map(|(call_type, _)| *call_type)
+}

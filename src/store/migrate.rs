@@ -1,0 +1,54 @@
+//! Embedded schema migrations, applied in order under a PostgreSQL advisory lock so that
+//! several replicas starting together apply each one exactly once.
+
+use tokio_postgres::Client;
+
+use crate::Error;
+
+/// `hashtext('callsd.migrations')`-style constant: any fixed number unique to this service.
+const MIGRATION_LOCK_ID: i64 = 0x63616c6c_73640001;
+
+/// The migrations, in the order they apply. Never edit one that has shipped: add a new one.
+const MIGRATIONS: &[(i32, &str, &str)] =
+    &[(1, "calls", include_str!("../../migrations/V1__calls.sql"))];
+
+/// Applies every migration not yet applied; returns how many it applied.
+#[tracing::instrument(skip_all)]
+pub async fn migrate(client: &mut Client) -> Result<usize, Error> {
+    let transaction = client.transaction().await?;
+    transaction
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_ID])
+        .await?;
+    transaction
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                version    integer PRIMARY KEY,
+                name       text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            )",
+        )
+        .await?;
+    let applied: Vec<i32> = transaction
+        .query("SELECT version FROM schema_migrations", &[])
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let mut count = 0;
+    for (version, name, sql) in MIGRATIONS {
+        if applied.contains(version) {
+            continue;
+        }
+        tracing::info!(version, name, "applying migration");
+        transaction.batch_execute(sql).await?;
+        transaction
+            .execute(
+                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                &[version, name],
+            )
+            .await?;
+        count += 1;
+    }
+    transaction.commit().await?;
+    Ok(count)
+}

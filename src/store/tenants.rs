@@ -1,0 +1,116 @@
+//! Tenants and their API keys.
+
+use chrono_tz::Tz;
+use uuid::Uuid;
+
+use super::Store;
+use crate::{domain::parse_time_zone, Error};
+
+/// A tenant (the seed's "company") as requests see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    pub id: Uuid,
+    pub name: String,
+    /// Used for calls whose start carries no time zone.
+    pub time_zone: Tz,
+}
+
+/// A key that was just created: the only moment its secret exists outside the client.
+pub struct ApiKeyCreated {
+    pub key_id: Uuid,
+    pub key: String,
+}
+
+impl Store {
+    #[tracing::instrument(skip(self))]
+    pub async fn create_tenant(&self, name: &str, time_zone: Tz) -> Result<Tenant, Error> {
+        let client = self.client().await?;
+        let id = Uuid::now_v7();
+        let inserted = client
+            .execute(
+                "INSERT INTO tenants (id, name, time_zone) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO NOTHING",
+                &[&id, &name, &time_zone.name()],
+            )
+            .await?;
+        if inserted == 0 {
+            return Err(Error::invalid(
+                "name",
+                format!("tenant {name:?} already exists"),
+            ));
+        }
+        Ok(Tenant {
+            id,
+            name: name.to_owned(),
+            time_zone,
+        })
+    }
+
+    /// Finds a tenant by name or by id.
+    #[tracing::instrument(skip(self))]
+    pub async fn find_tenant(&self, name_or_id: &str) -> Result<Option<Tenant>, Error> {
+        let client = self.client().await?;
+        let id = Uuid::parse_str(name_or_id).ok();
+        let row = client
+            .query_opt(
+                "SELECT id, name, time_zone FROM tenants WHERE name = $1 OR id = $2",
+                &[&name_or_id, &id],
+            )
+            .await?;
+        row.map(|row| tenant_from_row(&row)).transpose()
+    }
+
+    /// Stores the hash of a new key for `tenant_id`.
+    #[tracing::instrument(skip(self, key_hash))]
+    pub async fn insert_api_key(&self, tenant_id: Uuid, key_hash: &[u8]) -> Result<Uuid, Error> {
+        let client = self.client().await?;
+        let key_id = Uuid::now_v7();
+        client
+            .execute(
+                "INSERT INTO api_keys (id, tenant_id, key_hash) VALUES ($1, $2, $3)",
+                &[&key_id, &tenant_id, &key_hash],
+            )
+            .await?;
+        Ok(key_id)
+    }
+
+    /// Revokes a key and tells every replica to forget cached keys; false when no live key
+    /// has that id.
+    #[tracing::instrument(skip(self))]
+    pub async fn revoke_api_key(&self, key_id: Uuid) -> Result<bool, Error> {
+        let client = self.client().await?;
+        let revoked = client
+            .execute(
+                "UPDATE api_keys SET revoke_time = now() WHERE id = $1 AND revoke_time IS NULL",
+                &[&key_id],
+            )
+            .await?;
+        client
+            .execute("SELECT pg_notify('callsd_api_keys', '')", &[])
+            .await?;
+        Ok(revoked == 1)
+    }
+
+    /// The tenant owning the live key with this hash.
+    pub async fn tenant_for_key_hash(&self, key_hash: &[u8]) -> Result<Option<Tenant>, Error> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT t.id, t.name, t.time_zone FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
+                 WHERE k.key_hash = $1 AND k.revoke_time IS NULL",
+            )
+            .await?;
+        let row = client.query_opt(&statement, &[&key_hash]).await?;
+        row.map(|row| tenant_from_row(&row)).transpose()
+    }
+}
+
+fn tenant_from_row(row: &tokio_postgres::Row) -> Result<Tenant, Error> {
+    let zone: String = row.get(2);
+    Ok(Tenant {
+        id: row.get(0),
+        name: row.get(1),
+        time_zone: parse_time_zone("tenant.time_zone", &zone)
+            .map_err(|error| Error::Internal(anyhow::anyhow!("stored tenant zone: {error}")))?,
+    })
+}

@@ -1,0 +1,58 @@
+//! Logs (tracing) and metrics (Prometheus).
+
+use std::net::SocketAddr;
+
+use metrics_exporter_prometheus::PrometheusBuilder;
+use tracing_subscriber::{fmt, EnvFilter};
+
+use crate::config::LogFormat;
+
+/// Installs the global log subscriber. `RUST_LOG` overrides the default `info` filter.
+/// Logs go to stderr, so stdout stays free for what commands print (API keys).
+pub fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let result = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    // Already installed (tests build several apps in one process): keep the first.
+    let _ = result;
+}
+
+/// Starts the Prometheus exporter on `address` and describes the service's metrics.
+pub fn init_metrics(address: SocketAddr) -> anyhow::Result<()> {
+    PrometheusBuilder::new()
+        .with_http_listener(address)
+        .set_buckets(&[
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ])?
+        .install()?;
+    metrics::describe_counter!("grpc_server_started_total", "RPCs started on the server");
+    metrics::describe_counter!(
+        "grpc_server_handled_total",
+        "RPCs completed on the server, by gRPC code"
+    );
+    metrics::describe_histogram!(
+        "grpc_server_handling_seconds",
+        metrics::Unit::Seconds,
+        "Time to handle an RPC, by method"
+    );
+    metrics::describe_gauge!("callsd_watch_streams", "Open WatchCalls streams");
+    metrics::describe_gauge!(
+        "callsd_db_pool_connections",
+        "Open pooled database connections"
+    );
+    metrics::describe_gauge!("callsd_db_pool_idle", "Idle pooled database connections");
+    metrics::describe_gauge!(
+        "callsd_db_pool_waiting",
+        "Requests waiting for a connection"
+    );
+    metrics::describe_histogram!(
+        "callsd_db_pool_wait_seconds",
+        metrics::Unit::Seconds,
+        "Time spent waiting for a pooled database connection"
+    );
+    metrics::gauge!("callsd_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    Ok(())
+}
