@@ -71,7 +71,8 @@ impl Application {
             },
             stop_streams.clone(),
             &background,
-        );
+        )
+        .await?;
         background.spawn(compact_periodically(
             store.clone(),
             settings.change_retention,

@@ -7,7 +7,7 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, LocalResult, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, LocalResult, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use crate::Error;
@@ -83,12 +83,16 @@ fn parse_local_date_time(field: &str, text: &str) -> Result<NaiveDateTime, Error
              \"2026-11-27T09:30:00\", and the zone in start.time_zone",
         ));
     }
-    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").map_err(|_| {
-        Error::invalid(
-            field,
-            "must be an RFC 3339 date-time without offset, e.g. \"2026-11-27T09:30:00\"",
-        )
-    })
+    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+        .ok()
+        // Years outside 1..=9999 are not RFC 3339, and PostgreSQL cannot store all of them.
+        .filter(|local| (1..=9999).contains(&local.year()) && text.len() >= 19)
+        .ok_or_else(|| {
+            Error::invalid(
+                field,
+                "must be an RFC 3339 date-time without offset, e.g. \"2026-11-27T09:30:00\"",
+            )
+        })
 }
 
 /// True when the time part ends in `Z` or a `+hh:mm` / `-hh:mm` offset.

@@ -7,9 +7,11 @@ use tokio::sync::{broadcast, Notify};
 use tokio_postgres::{AsyncMessage, NoTls};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
+use super::Position;
 use crate::{
     auth::Authenticator,
     store::{ChangeBatch, Store},
+    Error,
 };
 
 /// Changes read per query; also the most a slow stream reads from the database at once.
@@ -39,13 +41,17 @@ pub struct Feed {
 
 impl Feed {
     /// Starts the listener and the reader; both stop when `shutdown` is cancelled.
-    pub fn start(
+    ///
+    /// The reader's start is read before this returns: a stream opened afterwards starts at or
+    /// after it, so the hub publishes every change such a stream can wait for.
+    pub async fn start(
         store: Store,
         authenticator: Authenticator,
         settings: FeedSettings,
         shutdown: CancellationToken,
         tasks: &TaskTracker,
-    ) -> Feed {
+    ) -> Result<Feed, Error> {
+        let start = store.current_position().await?;
         let (batches, _) = broadcast::channel(BROADCAST_CAPACITY);
         let wake = Arc::new(Notify::new());
         let feed = Feed {
@@ -56,8 +62,8 @@ impl Feed {
             streams: TaskTracker::new(),
         };
         tasks.spawn(listen(store, authenticator, wake.clone(), shutdown));
-        tasks.spawn(feed.clone().read_log(wake));
-        feed
+        tasks.spawn(feed.clone().read_log(start, wake));
+        Ok(feed)
     }
 
     /// Waits for every stream task to end (they end on shutdown).
@@ -70,19 +76,9 @@ impl Feed {
         self.batches.subscribe()
     }
 
-    /// Reads the log from "now" on, publishing each batch, until shutdown.
-    async fn read_log(self, wake: Arc<Notify>) {
-        let mut cursor = loop {
-            match self.store.current_position().await {
-                Ok(position) => break position,
-                Err(error) => {
-                    tracing::warn!(%error, "feed cannot read its start position; retrying");
-                    if self.sleep_or_shutdown(Duration::from_secs(1)).await {
-                        return;
-                    }
-                }
-            }
-        };
+    /// Reads the log after `start`, publishing each batch, until shutdown.
+    async fn read_log(self, start: Position, wake: Arc<Notify>) {
+        let mut cursor = start;
         let mut wait = Duration::ZERO;
         loop {
             tokio::select! {
@@ -101,6 +97,11 @@ impl Feed {
                         wait = Duration::ZERO;
                     }
                     if batch.complete_through > cursor {
+                        tracing::trace!(
+                            changes = batch.records.len(),
+                            complete_through = ?batch.complete_through,
+                            "feed read the change log"
+                        );
                         cursor = batch.complete_through;
                         // No receivers is fine: nobody is watching right now.
                         let _ = self.batches.send(Arc::new(batch));
@@ -111,14 +112,6 @@ impl Feed {
                     wait = Duration::from_millis(500);
                 }
             }
-        }
-    }
-
-    /// Sleeps; true when shutdown came first.
-    async fn sleep_or_shutdown(&self, duration: Duration) -> bool {
-        tokio::select! {
-            () = self.shutdown.cancelled() => true,
-            () = tokio::time::sleep(duration) => false,
         }
     }
 }

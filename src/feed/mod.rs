@@ -10,5 +10,5 @@ mod position;
 mod watch;
 
 pub use hub::{Feed, FeedSettings};
-pub use position::{Position, SyncToken};
+pub use position::{Cursor, Position, SyncToken};
 pub use watch::{FeedEvent, StartFrom, WatchFilters, WatchStream};

@@ -11,7 +11,7 @@ use tokio::{
 };
 use uuid::Uuid;
 
-use super::{hub::BATCH_SIZE, Feed, Position};
+use super::{hub::BATCH_SIZE, Cursor, Feed, Position};
 use crate::{
     domain::Call,
     store::{CallFilters, CallQuery, ChangeRecord, ListCursor},
@@ -22,14 +22,14 @@ use crate::{
 const STREAM_BUFFER: usize = 32;
 
 /// Where a stream starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StartFrom {
     /// From now on.
     Now,
     /// Every current call first, then a marker, then changes.
     InitialState,
-    /// Right after this position.
-    After(Position),
+    /// Right after what this cursor has.
+    After(Cursor),
 }
 
 /// Which calls a stream carries.
@@ -51,23 +51,39 @@ impl WatchFilters {
     }
 }
 
-/// What a stream sends; each carries the position a client may resume after.
+/// What a stream sends; each but `Initial` carries the cursor a client may resume from.
 #[derive(Debug, Clone)]
 pub enum FeedEvent {
-    Change(ChangeRecord),
+    Change(ChangeRecord, Cursor),
     Initial(Call),
-    InitialStateComplete(Position),
-    Heartbeat(Position),
+    InitialStateComplete(Cursor),
+    Heartbeat(Cursor),
 }
 
 /// The receiving end of a stream, for the gRPC layer.
 pub type WatchStream = mpsc::Receiver<Result<FeedEvent, Error>>;
 
 impl Feed {
-    /// Starts a stream for `tenant_id`. The stream ends with `ShuttingDown` on shutdown, with
-    /// `SyncTokenExpired` when `start` is older than the retained log, and quietly when the
-    /// client goes away.
-    pub fn watch(&self, tenant_id: Uuid, filters: WatchFilters, start: StartFrom) -> WatchStream {
+    /// Starts a stream for `tenant_id`. Where it starts is settled before this returns, so a
+    /// change committed after the RPC answered is never taken for the past. Fails with
+    /// `SyncTokenExpired` when `start` is older than the retained log. The stream ends with
+    /// `ShuttingDown` on shutdown, and quietly when the client goes away.
+    pub async fn watch(
+        &self,
+        tenant_id: Uuid,
+        filters: WatchFilters,
+        start: StartFrom,
+    ) -> Result<WatchStream, Error> {
+        let start = match start {
+            StartFrom::Now => StartFrom::After(self.store.current_cursor(tenant_id).await?),
+            StartFrom::After(cursor) => {
+                if cursor.after < self.store.change_log_horizon().await? {
+                    return Err(Error::SyncTokenExpired);
+                }
+                StartFrom::After(cursor)
+            }
+            StartFrom::InitialState => StartFrom::InitialState,
+        };
         let (events, receiver) = mpsc::channel(STREAM_BUFFER);
         let stream = Stream {
             feed: self.clone(),
@@ -76,7 +92,7 @@ impl Feed {
             events,
         };
         self.streams.spawn(stream.run(start));
-        receiver
+        Ok(receiver)
     }
 }
 
@@ -103,17 +119,14 @@ impl Stream {
     /// `Err(ClientGone)` when the client left; `Ok(Err(error))` when the stream must end.
     async fn follow(&self, start: StartFrom) -> Result<Result<(), Error>, ClientGone> {
         let mut cursor = match start {
-            StartFrom::Now => match self.feed.store.current_position().await {
-                Ok(position) => position,
+            StartFrom::After(cursor) => cursor,
+            // `watch` turned "now" into a cursor already; reading it again here is harmless.
+            StartFrom::Now => match self.feed.store.current_cursor(self.tenant_id).await {
+                Ok(cursor) => cursor,
                 Err(error) => return Ok(Err(error)),
             },
             StartFrom::InitialState => match self.send_initial_state().await? {
-                Ok(position) => position,
-                Err(error) => return Ok(Err(error)),
-            },
-            StartFrom::After(position) => match self.feed.store.change_log_horizon().await {
-                Ok(horizon) if position < horizon => return Ok(Err(Error::SyncTokenExpired)),
-                Ok(_) => position,
+                Ok(cursor) => cursor,
                 Err(error) => return Ok(Err(error)),
             },
         };
@@ -124,40 +137,46 @@ impl Stream {
                 let batch = match self
                     .feed
                     .store
-                    .read_changes(Some(self.tenant_id), cursor, BATCH_SIZE)
+                    .read_changes(Some(self.tenant_id), cursor.after, BATCH_SIZE)
                     .await
                 {
                     Ok(batch) => batch,
                     Err(error) => return Ok(Err(error)),
                 };
                 for record in &batch.records {
-                    self.send_change(record).await?;
+                    self.send_change(record, &mut cursor).await?;
                 }
-                cursor = cursor.max(batch.complete_through);
+                cursor.advance(batch.complete_through);
+                tracing::trace!(
+                    changes = batch.records.len(),
+                    ?cursor,
+                    "watch stream read the log"
+                );
                 if batch.records.len() < BATCH_SIZE {
                     break;
                 }
             }
             // Follow the hub.
-            let mut heartbeat_at = Instant::now() + self.feed.settings.heartbeat_interval;
+            let heartbeat_interval = self.feed.settings.heartbeat_interval;
+            let mut heartbeat_at = Instant::now() + heartbeat_interval;
             loop {
                 tokio::select! {
                     () = self.feed.shutdown.cancelled() => return Ok(Err(Error::ShuttingDown)),
                     () = self.events.closed() => return Err(ClientGone),
                     () = tokio::time::sleep_until(heartbeat_at) => {
-                        self.send(FeedEvent::Heartbeat(cursor)).await?;
-                        heartbeat_at = Instant::now() + self.feed.settings.heartbeat_interval;
+                        self.send(FeedEvent::Heartbeat(cursor.clone())).await?;
+                        heartbeat_at = Instant::now() + heartbeat_interval;
                     }
                     received = batches.recv() => match received {
                         Ok(batch) => {
                             for record in &batch.records {
-                                if record.tenant_id == self.tenant_id && record.position > cursor {
-                                    self.send_change(record).await?;
-                                    heartbeat_at =
-                                        Instant::now() + self.feed.settings.heartbeat_interval;
+                                if record.tenant_id == self.tenant_id
+                                    && self.send_change(record, &mut cursor).await?
+                                {
+                                    heartbeat_at = Instant::now() + heartbeat_interval;
                                 }
                             }
-                            cursor = cursor.max(batch.complete_through);
+                            cursor.advance(batch.complete_through);
                         }
                         Err(RecvError::Lagged(skipped)) => {
                             tracing::debug!(skipped, "watch stream fell behind; reading the log");
@@ -171,7 +190,7 @@ impl Stream {
     }
 
     /// Sends every live call (filtered), then the marker; returns where live changes start.
-    async fn send_initial_state(&self) -> Result<Result<Position, Error>, ClientGone> {
+    async fn send_initial_state(&self) -> Result<Result<Cursor, Error>, ClientGone> {
         let mut query = CallQuery {
             tenant_id: self.tenant_id,
             filters: CallFilters {
@@ -183,12 +202,18 @@ impl Stream {
             barrier: None,
             limit: BATCH_SIZE,
         };
+        let mut start = None;
         loop {
             let page = match self.feed.store.list_calls(&query).await {
                 Ok(page) => page,
                 Err(error) => return Ok(Err(error)),
             };
             query.barrier = Some(page.barrier);
+            // The first page decides what the listing has: below its barrier, and what it saw.
+            start.get_or_insert_with(|| Cursor {
+                after: Position::below_barrier(page.barrier),
+                seen: page.seen.clone(),
+            });
             for (call, _) in &page.calls {
                 self.send(FeedEvent::Initial(call.clone())).await?;
             }
@@ -201,16 +226,28 @@ impl Stream {
                 _ => break,
             }
         }
-        let start = Position::below_barrier(query.barrier.unwrap_or_default());
-        self.send(FeedEvent::InitialStateComplete(start)).await?;
+        let start = start.unwrap_or_default();
+        self.send(FeedEvent::InitialStateComplete(start.clone()))
+            .await?;
         Ok(Ok(start))
     }
 
-    async fn send_change(&self, record: &ChangeRecord) -> Result<(), ClientGone> {
-        if self.filters.matches(&record.call) {
-            self.send(FeedEvent::Change(record.clone())).await?;
+    /// Sends a change the client does not have yet, if it passes the filters; true when sent.
+    async fn send_change(
+        &self,
+        record: &ChangeRecord,
+        cursor: &mut Cursor,
+    ) -> Result<bool, ClientGone> {
+        if cursor.has_seen(record.position) {
+            return Ok(false);
         }
-        Ok(())
+        cursor.advance(record.position);
+        if !self.filters.matches(&record.call) {
+            return Ok(false);
+        }
+        self.send(FeedEvent::Change(record.clone(), cursor.clone()))
+            .await?;
+        Ok(true)
     }
 
     /// Waits for room in the client's buffer; a client that left or a shutdown stops the wait.

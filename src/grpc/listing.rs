@@ -11,7 +11,7 @@ use super::{calls::CallApi, convert};
 use crate::{
     domain::{checked_text, digits_of},
     error::Violations,
-    feed::{Position, SyncToken},
+    feed::{Cursor, Position, SyncToken},
     pb::calls::v1 as pb,
     store::{CallFilters, CallQuery, ListCursor, Tenant},
     Error,
@@ -29,8 +29,8 @@ struct ListFilters {
     time_max_micros: Option<i64>,
     tool_id: Option<String>,
     search_digits: Option<String>,
-    /// The sync token's position, for a sync listing.
-    sync_from: Option<Position>,
+    /// The sync token's cursor, for a sync listing.
+    sync_from: Option<Cursor>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -44,6 +44,8 @@ struct PageToken {
     tenant_id: Uuid,
     filters: ListFilters,
     barrier: i64,
+    /// What the first page saw above the barrier; the final sync token carries it.
+    seen: Vec<Position>,
     after: PageKey,
 }
 
@@ -53,20 +55,26 @@ pub async fn list_calls(
     request: &pb::ListCallsRequest,
 ) -> Result<pb::ListCallsResponse, Error> {
     let (filters, page_size) = validate(api, tenant, request)?;
-    if let Some(sync_from) = filters.sync_from {
-        if sync_from < api.store.change_log_horizon().await? {
+    if let Some(sync_from) = &filters.sync_from {
+        if sync_from.after < api.store.change_log_horizon().await? {
             return Err(Error::SyncTokenExpired);
         }
     }
-    let (cursor, barrier) = if request.page_token.is_empty() {
-        let cursor = match filters.sync_from {
-            Some(position) => ListCursor::Changes { after: position },
+    let (cursor, barrier, first_page_seen) = if request.page_token.is_empty() {
+        let cursor = match &filters.sync_from {
+            Some(sync_from) => ListCursor::Changes {
+                after: sync_from.after,
+            },
             None => ListCursor::Newest { after: None },
         };
-        (cursor, None)
+        (cursor, None, None)
     } else {
         let token = open_page_token(api, tenant, &filters, &request.page_token)?;
-        (cursor_after(&token.after)?, Some(token.barrier))
+        (
+            cursor_after(&token.after)?,
+            Some(token.barrier),
+            Some(token.seen),
+        )
     };
     let query = CallQuery {
         tenant_id: tenant.id,
@@ -84,7 +92,13 @@ pub async fn list_calls(
         barrier,
         limit: page_size,
     };
-    let page = api.store.list_calls(&query).await?;
+    let mut page = api.store.list_calls(&query).await?;
+    let seen = first_page_seen.unwrap_or(std::mem::take(&mut page.seen));
+    if let Some(sync_from) = &filters.sync_from {
+        // Changes the token's holder already has (they committed above its barrier).
+        page.calls
+            .retain(|(_, position)| !sync_from.seen.contains(position));
+    }
     let next_page_token = match page.calls.last() {
         Some((last, position)) if page.has_more => {
             let after = match filters.sync_from {
@@ -98,6 +112,7 @@ pub async fn list_calls(
                 tenant_id: tenant.id,
                 filters: filters.clone(),
                 barrier: page.barrier,
+                seen: seen.clone(),
                 after,
             };
             api.sealer.seal(PAGE_TOKEN_KIND, &token)
@@ -109,14 +124,25 @@ pub async fn list_calls(
         && filters.time_max_micros.is_none()
         && filters.search_digits.is_none();
     let next_sync_token = if next_page_token.is_empty() && syncable {
-        let position = Position::below_barrier(page.barrier);
+        let below_barrier = Position::below_barrier(page.barrier);
+        let cursor = match &filters.sync_from {
+            // A sync listing reads only below its barrier: it has what its token had, and more.
+            Some(sync_from) => {
+                let mut cursor = sync_from.clone();
+                cursor.advance(below_barrier);
+                cursor
+            }
+            // A full listing showed every visible call, those changed above the barrier too.
+            None => Cursor {
+                after: below_barrier,
+                seen,
+            },
+        };
         SyncToken {
             tenant_id: tenant.id,
             tool_id: filters.tool_id.clone().unwrap_or_default(),
             search_digits: String::new(),
-            position: filters
-                .sync_from
-                .map_or(position, |from| from.max(position)),
+            cursor,
         }
         .seal(&api.sealer)
     } else {
@@ -198,7 +224,7 @@ fn validate(
                     tool_id.as_deref().unwrap_or_default(),
                     "",
                 ))
-                .map(|token| token.position);
+                .map(|token| token.cursor);
         }
     }
     violations.finish(|| {

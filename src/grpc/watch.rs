@@ -14,7 +14,7 @@ use super::{calls::CallApi, convert, record_handled};
 use crate::{
     domain::{checked_text, digits_of},
     error::Violations,
-    feed::{FeedEvent, StartFrom, SyncToken, WatchFilters},
+    feed::{Cursor, FeedEvent, StartFrom, SyncToken, WatchFilters},
     pb::calls::v1 as pb,
     store::{ChangeKind, Tenant},
     Error,
@@ -47,7 +47,7 @@ pub async fn open(
         tenant_id: tenant.id,
         tool_id: tool_id.clone().unwrap_or_default(),
         search_digits: search_digits.clone().unwrap_or_default(),
-        position: crate::feed::Position { tx: 0, seq: 0 },
+        cursor: Cursor::default(),
     };
     let start = match (request.sync_token.as_str(), request.send_initial_state) {
         ("", false) => Some(StartFrom::Now),
@@ -68,7 +68,7 @@ pub async fn open(
                 &token_template.tool_id,
                 &token_template.search_digits,
             ))
-            .map(|token| StartFrom::After(token.position)),
+            .map(|token| StartFrom::After(token.cursor)),
     };
     let (filters, start) = violations.finish(|| {
         let filters = WatchFilters {
@@ -78,12 +78,12 @@ pub async fn open(
         (filters, start.unwrap_or(StartFrom::Now))
     })?;
     tracing::info!(tenant = %tenant.name, ?start, "watch stream opened");
-    let events = api.feed.watch(tenant.id, filters, start);
+    let events = api.feed.watch(tenant.id, filters, start).await?;
     let sealer = api.sealer.clone();
     let messages = ReceiverStream::new(events).map(move |event| {
-        let token_for = |position| {
+        let token_for = |cursor| {
             SyncToken {
-                position,
+                cursor,
                 ..token_template.clone()
             }
             .seal(&sealer)
@@ -97,21 +97,18 @@ pub async fn open(
     Ok(Box::pin(messages))
 }
 
-fn call_event(
-    event: FeedEvent,
-    token_for: impl Fn(crate::feed::Position) -> String,
-) -> pb::CallEvent {
+fn call_event(event: FeedEvent, token_for: impl Fn(Cursor) -> String) -> pb::CallEvent {
     use pb::CallEventType as Type;
     let now = convert::timestamp(chrono::Utc::now());
     match event {
-        FeedEvent::Change(record) => pb::CallEvent {
+        FeedEvent::Change(record, cursor) => pb::CallEvent {
             r#type: match record.kind {
                 ChangeKind::Created => Type::Created,
                 ChangeKind::Updated => Type::Updated,
                 ChangeKind::Deleted => Type::Deleted,
             } as i32,
             call: Some(convert::call_to_proto(&record.call)),
-            sync_token: token_for(record.position),
+            sync_token: token_for(cursor),
             event_time: Some(convert::timestamp(record.event_time)),
         },
         FeedEvent::Initial(call) => pb::CallEvent {
@@ -120,16 +117,16 @@ fn call_event(
             sync_token: String::new(),
             event_time: Some(now),
         },
-        FeedEvent::InitialStateComplete(position) => pb::CallEvent {
+        FeedEvent::InitialStateComplete(cursor) => pb::CallEvent {
             r#type: Type::InitialStateComplete as i32,
             call: None,
-            sync_token: token_for(position),
+            sync_token: token_for(cursor),
             event_time: Some(now),
         },
-        FeedEvent::Heartbeat(position) => pb::CallEvent {
+        FeedEvent::Heartbeat(cursor) => pb::CallEvent {
             r#type: Type::Heartbeat as i32,
             call: None,
-            sync_token: token_for(position),
+            sync_token: token_for(cursor),
             event_time: Some(now),
         },
     }

@@ -9,10 +9,13 @@ use serde::Deserialize;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
-use super::{changes::ChangeKind, Store};
+use super::{
+    changes::{cursor_from_row, ChangeKind, SEEN_COLUMNS, SEEN_CTE},
+    Store,
+};
 use crate::{
     domain::{Call, CallFields, CallRecord, CallStart, CallStatus, CallType, PhoneNumber},
-    feed::Position,
+    feed::{Cursor, Position},
     Error,
 };
 
@@ -62,6 +65,8 @@ pub struct CallPage {
     pub has_more: bool,
     /// The feed barrier this listing runs under (`pg_snapshot_xmin` at its first page).
     pub barrier: i64,
+    /// On a first page: the tenant's changes above the barrier that were already visible.
+    pub seen: Vec<Position>,
 }
 
 impl Store {
@@ -263,28 +268,36 @@ impl Store {
         };
         let sql = format!(
             "WITH barrier AS (SELECT COALESCE($2::bigint,
-                 pg_snapshot_xmin(pg_current_snapshot())::text::bigint) AS tx)
-             SELECT (SELECT tx FROM barrier), to_jsonb(c) FROM calls c
+                 pg_snapshot_xmin(pg_current_snapshot())::text::bigint) AS tx), {SEEN_CTE}
+             SELECT (SELECT tx FROM barrier), {SEEN_COLUMNS}, to_jsonb(c) FROM calls c
              WHERE {} ORDER BY {order} LIMIT $3",
             conditions.sql.join(" AND ")
         );
         let statement = client.prepare_cached(&sql).await?;
         let rows = client.query(&statement, &conditions.params).await?;
-        let barrier = match (rows.first(), query.barrier) {
-            (Some(row), _) => row.get(0),
-            (None, Some(barrier)) => barrier,
-            (None, None) => current_barrier(&client).await?,
+        let start = match (rows.first(), query.barrier) {
+            (Some(row), _) => cursor_from_row(row, 0),
+            (None, Some(barrier)) => Cursor::at(Position::below_barrier(barrier)),
+            (None, None) => {
+                drop(client);
+                self.current_cursor(query.tenant_id).await?
+            }
         };
         let has_more = rows.len() > query.limit;
         let calls = rows
             .iter()
             .take(query.limit)
-            .map(|row| decode_call(row.get(1)))
+            .map(|row| decode_call(row.get(3)))
             .collect::<Result<_, _>>()?;
         Ok(CallPage {
             calls,
             has_more,
-            barrier,
+            barrier: start.after.tx + 1,
+            seen: if query.barrier.is_none() {
+                start.seen
+            } else {
+                Vec::new()
+            },
         })
     }
 }
@@ -312,16 +325,6 @@ impl<'a> Conditions<'a> {
     fn add(&mut self, condition: String) {
         self.sql.push(condition);
     }
-}
-
-async fn current_barrier(client: &tokio_postgres::Client) -> Result<i64, Error> {
-    let row = client
-        .query_one(
-            "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
-            &[],
-        )
-        .await?;
-    Ok(row.get(0))
 }
 
 /// The position a writing statement gives its change: its transaction id and a fresh number.

@@ -6,7 +6,39 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{calls::decode_call, Store};
-use crate::{domain::Call, feed::Position, Error};
+use crate::{
+    domain::Call,
+    feed::{Cursor, Position},
+    Error,
+};
+
+/// The feed barrier: the oldest transaction still in flight. Below it the log is final.
+pub(super) const BARRIER_CTE: &str =
+    "barrier AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS tx)";
+/// The tenant's (`$1`) changes above the barrier that are already visible, for [`Cursor::seen`].
+pub(super) const SEEN_CTE: &str = "seen AS (
+    SELECT change_tx, change_seq FROM change_log
+    WHERE tenant_id = $1 AND change_tx >= (SELECT tx FROM barrier)
+    ORDER BY change_tx, change_seq LIMIT 64)";
+pub(super) const SEEN_COLUMNS: &str =
+    "(SELECT array_agg(change_tx) FROM seen), (SELECT array_agg(change_seq) FROM seen)";
+
+/// Reads a cursor from a row holding the barrier at `index` and [`SEEN_COLUMNS`] after it.
+pub(super) fn cursor_from_row(row: &tokio_postgres::Row, index: usize) -> Cursor {
+    let barrier: i64 = row.get(index);
+    let txs: Option<Vec<i64>> = row.get(index + 1);
+    let seqs: Option<Vec<i64>> = row.get(index + 2);
+    let seen = txs
+        .unwrap_or_default()
+        .into_iter()
+        .zip(seqs.unwrap_or_default())
+        .map(|(tx, seq)| Position { tx, seq })
+        .collect();
+    Cursor {
+        after: Position::below_barrier(barrier),
+        seen,
+    }
+}
 
 /// Identifies the compaction job among advisory locks, so one replica at a time runs it.
 const COMPACTION_LOCK_ID: i64 = 0x63616c6c_73640002;
@@ -77,7 +109,7 @@ impl Store {
         };
         let statement = client
             .prepare_cached(&format!(
-                "WITH barrier AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS tx)
+                "WITH {BARRIER_CTE}
                  SELECT b.tx, l.change_tx, l.change_seq, l.tenant_id, l.kind, l.call, l.event_time,
                      EXISTS (SELECT 1 FROM change_log WHERE change_tx >= b.tx)
                  FROM barrier b LEFT JOIN LATERAL (
@@ -134,16 +166,26 @@ impl Store {
         })
     }
 
-    /// The position just below the current barrier: "now" for a new reader.
+    /// The position just below the current barrier: "now" for the hub, which reads all tenants.
     pub async fn current_position(&self) -> Result<Position, Error> {
         let client = self.client().await?;
         let row = client
-            .query_one(
-                "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
-                &[],
-            )
+            .query_one(&format!("WITH {BARRIER_CTE} SELECT tx FROM barrier"), &[])
             .await?;
         Ok(Position::below_barrier(row.get(0)))
+    }
+
+    /// "Now" for one tenant, exactly: below the barrier, plus the changes above it that have
+    /// already committed.
+    pub async fn current_cursor(&self, tenant_id: Uuid) -> Result<Cursor, Error> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&format!(
+                "WITH {BARRIER_CTE}, {SEEN_CTE} SELECT (SELECT tx FROM barrier), {SEEN_COLUMNS}"
+            ))
+            .await?;
+        let row = client.query_one(&statement, &[&tenant_id]).await?;
+        Ok(cursor_from_row(&row, 0))
     }
 
     /// Positions at or below the horizon were compacted away.

@@ -7,12 +7,18 @@ use crate::Error;
 /// Maps a driver error: connection trouble and shutdowns are `DatabaseUnavailable` (clients may
 /// retry), everything else is `Internal` (logged, never shown).
 pub fn database_error(error: tokio_postgres::Error) -> Error {
-    if error.is_closed() {
-        return Error::DatabaseUnavailable(error.into());
-    }
     let Some(code) = error.code() else {
-        // No SQLSTATE: the failure happened on the wire (I/O, protocol), not in the server.
-        return Error::DatabaseUnavailable(error.into());
+        // No SQLSTATE: either the connection failed (retry), or the driver refused our types
+        // (a bug, not an outage).
+        let connection_failed = error.is_closed()
+            || std::error::Error::source(&error)
+                .is_some_and(|source| source.is::<std::io::Error>())
+            || error.to_string().starts_with("timeout");
+        return if connection_failed {
+            Error::DatabaseUnavailable(error.into())
+        } else {
+            Error::Internal(error.into())
+        };
     };
     let unavailable = code.code().starts_with("08") // connection exception
         || code.code().starts_with("53") // insufficient resources

@@ -1,0 +1,12 @@
+//! Integration tests: the real server on port 0, real PostgreSQL (DATABASE_URL, or a throwaway
+//! cluster the tests start), a fresh database per test, asserting on what a client sees.
+
+mod helpers;
+
+mod auth;
+mod calls;
+mod cli;
+mod feed;
+mod grpcurl;
+mod list;
+mod resilience;
