@@ -47,10 +47,9 @@ fn record_started(method: &'static str) {
 
 /// Records a finished RPC; streams call it when they end.
 fn record_handled(method: &'static str, code: Code, started: Instant) {
-    let code_name = format!("{code:?}");
     metrics::counter!("grpc_server_handled_total",
         "grpc_service" => CALL_SERVICE, "grpc_method" => method,
-        "grpc_type" => grpc_type(method), "grpc_code" => code_name)
+        "grpc_type" => grpc_type(method), "grpc_code" => code_name(code))
     .increment(1);
     metrics::histogram!("grpc_server_handling_seconds",
         "grpc_service" => CALL_SERVICE, "grpc_method" => method, "grpc_type" => grpc_type(method))
@@ -62,5 +61,28 @@ fn grpc_type(method: &str) -> &'static str {
         "server_stream"
     } else {
         "unary"
+    }
+}
+
+/// The code's name as gRPC's Go implementation spells it, which existing dashboards expect.
+fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "Canceled",
+        Code::Unknown => "Unknown",
+        Code::InvalidArgument => "InvalidArgument",
+        Code::DeadlineExceeded => "DeadlineExceeded",
+        Code::NotFound => "NotFound",
+        Code::AlreadyExists => "AlreadyExists",
+        Code::PermissionDenied => "PermissionDenied",
+        Code::ResourceExhausted => "ResourceExhausted",
+        Code::FailedPrecondition => "FailedPrecondition",
+        Code::Aborted => "Aborted",
+        Code::OutOfRange => "OutOfRange",
+        Code::Unimplemented => "Unimplemented",
+        Code::Internal => "Internal",
+        Code::Unavailable => "Unavailable",
+        Code::DataLoss => "DataLoss",
+        Code::Unauthenticated => "Unauthenticated",
     }
 }

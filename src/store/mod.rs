@@ -99,10 +99,14 @@ impl Store {
 
     /// A pooled connection; a pool or connect failure is `DatabaseUnavailable`.
     pub async fn client(&self) -> Result<Object, Error> {
-        self.pool
+        let started = std::time::Instant::now();
+        let client = self
+            .pool
             .get()
             .await
-            .map_err(|error| Error::DatabaseUnavailable(error.into()))
+            .map_err(|error| Error::DatabaseUnavailable(error.into()));
+        metrics::histogram!("callsd_db_pool_wait_seconds").record(started.elapsed().as_secs_f64());
+        client
     }
 
     /// True when a pooled connection answers a trivial query.

@@ -62,6 +62,37 @@ fn throwaway_dir() -> PathBuf {
     dir
 }
 
+/// Drops the databases earlier test processes left behind (theirs are named by their pid).
+async fn drop_leftover_databases(client: &tokio_postgres::Client) {
+    static ONCE: OnceCell<()> = OnceCell::const_new();
+    ONCE.get_or_init(|| async {
+        let Ok(rows) = client
+            .query(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'callsd_test_%'",
+                &[],
+            )
+            .await
+        else {
+            return;
+        };
+        for row in rows {
+            let name: String = row.get(0);
+            let pid = name
+                .split('_')
+                .nth(2)
+                .and_then(|pid| pid.parse::<u32>().ok());
+            let alive =
+                pid.is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+            if !alive {
+                let _ = client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await;
+            }
+        }
+    })
+    .await;
+}
+
 /// Creates an empty database and returns its connection settings.
 pub async fn fresh_database() -> tokio_postgres::Config {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -77,6 +108,7 @@ pub async fn fresh_database() -> tokio_postgres::Config {
         .await
         .expect("the test PostgreSQL answers");
     tokio::spawn(connection);
+    drop_leftover_databases(&client).await;
     client
         .batch_execute(&format!("CREATE DATABASE {name}"))
         .await

@@ -9,4 +9,5 @@ mod cli;
 mod feed;
 mod grpcurl;
 mod list;
+mod operations;
 mod resilience;
