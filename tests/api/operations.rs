@@ -118,7 +118,7 @@ async fn scrape(address: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn metrics_show_rpc_counts_latencies_pool_streams_and_build_info() {
+async fn metrics_show_rpc_counts_latencies_pool_streams_and_build_info_and_streams_end_with_their_client() {
     let server = Server::start("0s").await;
     let mut client = server.client().await;
     let created = client
@@ -177,7 +177,15 @@ async fn metrics_show_rpc_counts_latencies_pool_streams_and_build_info() {
     ] {
         assert!(body.contains(series), "/metrics lacks {series}:\n{body}");
     }
+
+    // A client that goes away frees its stream on the server.
     drop(stream);
+    drop(client);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !scrape(&server.metrics).await.contains("callsd_watch_streams 0") {
+        assert!(Instant::now() < deadline, "the stream outlived its client");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
