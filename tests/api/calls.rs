@@ -5,13 +5,22 @@ use chrono_tz::Tz;
 use prost_types::FieldMask;
 use tonic::Code;
 
-use crate::helpers::{bad_fields, call, reason, spawn_app, spawn_app_with, test_settings};
+use crate::helpers::{bad_fields, call, reason, spawn_app, spawn_app_with, test_settings, TestApp};
 
 fn create_request(call: pb::Call) -> pb::CreateCallRequest {
     pb::CreateCallRequest {
         call: Some(call),
         request_id: String::new(),
     }
+}
+
+/// The status of a CreateCall that must fail.
+async fn refused(app: &TestApp, call: pb::Call) -> tonic::Status {
+    app.client()
+        .await
+        .create_call(app.authed(create_request(call)))
+        .await
+        .expect_err("the call is refused")
 }
 
 #[tokio::test]
@@ -84,12 +93,7 @@ async fn create_call_names_every_missing_or_bad_field_and_stores_nothing() {
         }),
         ..pb::Call::default()
     };
-    let status = app
-        .client()
-        .await
-        .create_call(app.authed(create_request(bad)))
-        .await
-        .unwrap_err();
+    let status = refused(&app, bad).await;
 
     assert_eq!(
         bad_fields(&status),
@@ -119,12 +123,7 @@ async fn create_call_names_every_missing_or_bad_field_and_stores_nothing() {
 async fn create_call_refuses_a_date_time_with_an_offset_and_says_why() {
     let app = spawn_app().await;
     for date_time in ["2026-11-27T09:30:00Z", "2026-11-27T09:30:00+01:00"] {
-        let status = app
-            .client()
-            .await
-            .create_call(app.authed(create_request(call("1", "2", date_time, ""))))
-            .await
-            .unwrap_err();
+        let status = refused(&app, call("1", "2", date_time, "")).await;
         assert_eq!(bad_fields(&status), ["call.start.date_time"]);
         assert!(
             status.message().contains("UTC offset"),
@@ -137,30 +136,14 @@ async fn create_call_refuses_a_date_time_with_an_offset_and_says_why() {
 #[tokio::test]
 async fn create_call_refuses_unknown_zones_and_times_skipped_by_daylight_saving() {
     let app = spawn_app().await;
-    let unknown_zone = app
-        .client()
-        .await
-        .create_call(app.authed(create_request(call(
-            "1",
-            "2",
-            "2026-11-27T09:30:00",
-            "Mars/Base",
-        ))))
-        .await
-        .unwrap_err();
+    let unknown_zone = refused(&app, call("1", "2", "2026-11-27T09:30:00", "Mars/Base")).await;
     assert_eq!(bad_fields(&unknown_zone), ["call.start.time_zone"]);
 
-    let in_gap = app
-        .client()
-        .await
-        .create_call(app.authed(create_request(call(
-            "1",
-            "2",
-            "2026-03-08T02:30:00",
-            "America/New_York",
-        ))))
-        .await
-        .unwrap_err();
+    let in_gap = refused(
+        &app,
+        call("1", "2", "2026-03-08T02:30:00", "America/New_York"),
+    )
+    .await;
     assert_eq!(bad_fields(&in_gap), ["call.start.date_time"]);
     assert!(in_gap.message().contains("does not exist"));
 }
@@ -243,7 +226,7 @@ async fn get_call_of_an_unknown_id_is_not_found_and_a_malformed_id_is_invalid() 
 }
 
 async fn update(
-    app: &crate::helpers::TestApp,
+    app: &TestApp,
     call: pb::Call,
     paths: Option<&[&str]>,
 ) -> Result<pb::Call, tonic::Status> {
@@ -447,16 +430,15 @@ async fn deleted_calls_are_gone_and_deleting_twice_is_not_found() {
 #[tokio::test]
 async fn hostile_text_is_refused_not_stored_or_crashing() {
     let app = spawn_app().await;
-    let status = app
-        .client()
-        .await
-        .create_call(app.authed(create_request(pb::Call {
+    let status = refused(
+        &app,
+        pb::Call {
             button_id: "nul\u{0}byte".into(),
             client_id: "x".repeat(10_000),
             ..call("1", "2", "+99999-01-01T00:00:00", "")
-        })))
-        .await
-        .unwrap_err();
+        },
+    )
+    .await;
     assert_eq!(
         bad_fields(&status),
         ["call.button_id", "call.client_id", "call.start.date_time"]
