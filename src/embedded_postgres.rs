@@ -174,11 +174,6 @@ impl EmbeddedPostgres {
         }
         tracing::info!("embedded PostgreSQL stopped");
     }
-
-    /// Sends a fast shutdown without waiting (tests use it to cut the database off).
-    pub fn pid(&self) -> Option<i32> {
-        self.pid.map(Pid::as_raw)
-    }
 }
 
 /// Spawns `command` from a thread that lives as long as the child: the parent-death signal is
