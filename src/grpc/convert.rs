@@ -72,18 +72,44 @@ pub fn call_fields(call: &pb::Call, default_zone: Tz) -> Result<CallFields, Erro
     let status = violations.check(status(call.status));
     let call_type = violations.check(call_type(call.r#type));
     let record = violations.check(record(call.record.as_ref()));
-    violations.finish(|| CallFields {
+    violations.finish(|| ())?;
+    // Every check passed, so every value is present.
+    let (
+        Some(caller_number),
+        Some(called_number),
+        Some(tracking_number),
+        Some(start),
+        Some(duration),
+        Some(status),
+        Some(call_type),
+        Some(record),
+    ) = (
+        caller_number,
+        called_number,
+        tracking_number,
+        start,
+        duration,
+        status,
+        call_type,
+        record,
+    )
+    else {
+        return Err(Error::Internal(anyhow::anyhow!(
+            "a call field passed validation without a value"
+        )));
+    };
+    Ok(CallFields {
         button_id: button_id.unwrap_or_default(),
         client_id: client_id.unwrap_or_default(),
-        caller_number: caller_number.expect("checked"),
-        called_number: called_number.expect("checked"),
-        tracking_number: tracking_number.expect("checked"),
-        start: start.expect("checked"),
-        duration: duration.expect("checked"),
-        status: status.expect("checked"),
+        caller_number,
+        called_number,
+        tracking_number,
+        start,
+        duration,
+        status,
         external_id: external_id.unwrap_or_default(),
-        call_type: call_type.expect("checked"),
-        record: record.expect("checked"),
+        call_type,
+        record,
     })
 }
 

@@ -118,7 +118,7 @@ async fn scrape(address: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn metrics_show_rpc_counts_latencies_pool_streams_and_build_info_and_streams_end_with_their_client() {
+async fn metrics_expose_rpcs_pool_streams_and_build_info_and_a_left_stream_is_freed() {
     let server = Server::start("0s").await;
     let mut client = server.client().await;
     let created = client
@@ -182,7 +182,10 @@ async fn metrics_show_rpc_counts_latencies_pool_streams_and_build_info_and_strea
     drop(stream);
     drop(client);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !scrape(&server.metrics).await.contains("callsd_watch_streams 0") {
+    while !scrape(&server.metrics)
+        .await
+        .contains("callsd_watch_streams 0")
+    {
         assert!(Instant::now() < deadline, "the stream outlived its client");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
