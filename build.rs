@@ -9,6 +9,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
         "proto/calls/v1/call.proto",
         "proto/calls/v1/call_service.proto",
+        "proto/calls/v1/watch.proto",
+        "proto/calls/v1/watch_service.proto",
     ];
     println!("cargo:rerun-if-changed=proto");
 

@@ -9,19 +9,24 @@ use std::{future::Future, net::SocketAddr, time::Duration};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use tonic::transport::Server;
+use tonic::transport::{server::TcpIncoming, Server};
 use tonic_health::{server::HealthReporter, ServingStatus};
 
 use crate::{
     auth::Authenticator,
     config::ServeSettings,
     feed::{Feed, FeedSettings},
-    grpc::{CallApi, CALL_SERVICE},
-    pb::{self, calls::v1::call_service_server::CallServiceServer},
+    grpc::{CallApi, WatchApi, CALL_SERVICE, WATCH_SERVICE},
+    pb::{
+        self,
+        calls::v1::{
+            call_service_server::CallServiceServer, watch_service_server::WatchServiceServer,
+        },
+    },
     store::{self, Store},
     tokens::TokenSealer,
+    webhooks::{DeliverySettings, Timeouts, Webhooks},
 };
 
 /// The health service name that stays SERVING while the process runs (liveness probes).
@@ -34,6 +39,7 @@ pub struct Application {
     store: Store,
     listener: TcpListener,
     api: CallApi,
+    watch_api: WatchApi,
     feed: Feed,
     background: TaskTracker,
     stop_background: CancellationToken,
@@ -79,12 +85,21 @@ impl Application {
             settings.compaction_interval,
             stop_background.clone(),
         ));
+        let webhooks = Webhooks::new(
+            store.clone(),
+            settings.webhooks.secret_key.as_ref(),
+            delivery_settings(&settings),
+        )
+        .await?;
+        webhooks.start(&background, stop_background.clone());
+        let watch_api = WatchApi::new(authenticator.clone(), sealer.clone(), webhooks);
         let api = CallApi::new(store.clone(), authenticator, sealer, feed.clone());
         Ok(Application {
             settings,
             store,
             listener,
             api,
+            watch_api,
             feed,
             background,
             stop_background,
@@ -127,14 +142,22 @@ impl Application {
         let stop_serving = CancellationToken::new();
         let server = Server::builder()
             .tcp_nodelay(true)
+            // Shed load past the in-flight limit (RESOURCE_EXHAUSTED) rather than queue it.
+            .load_shed(true)
+            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                self.settings.max_in_flight.max(1),
+            ))
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(CallServiceServer::new(self.api.clone()))
+            .add_service(WatchServiceServer::new(self.watch_api.clone()))
             .serve_with_incoming_shutdown(
-                TcpListenerStream::new(self.listener),
+                // Server::tcp_nodelay only reaches sockets tonic accepts itself: without this,
+                // Nagle holds a response's trailers until the client's delayed ACK (~40 ms).
+                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
                 stop_serving.clone().cancelled_owned(),
             );
         let mut server = tokio::spawn(server);
@@ -151,6 +174,9 @@ impl Application {
         tracing::info!(drain = ?self.settings.shutdown_drain, "shutting down: reporting NOT_SERVING");
         stop_health_checks.cancel();
         health.set_not_serving::<CallServiceServer<CallApi>>().await;
+        health
+            .set_not_serving::<WatchServiceServer<WatchApi>>()
+            .await;
         health
             .set_service_status("", ServingStatus::NotServing)
             .await;
@@ -207,6 +233,7 @@ async fn check_health(
         }
         health.set_service_status("", status).await;
         health.set_service_status(CALL_SERVICE, status).await;
+        health.set_service_status(WATCH_SERVICE, status).await;
         let (open, idle, waiting) = store.pool_status();
         metrics::gauge!("callsd_db_pool_connections").set(open as f64);
         metrics::gauge!("callsd_db_pool_idle").set(idle as f64);
@@ -235,5 +262,23 @@ async fn compact_periodically(
             () = stop.cancelled() => return,
             () = tokio::time::sleep(interval) => {}
         }
+    }
+}
+
+/// The webhook delivery settings out of the server settings.
+fn delivery_settings(settings: &ServeSettings) -> DeliverySettings {
+    let settings = &settings.webhooks;
+    DeliverySettings {
+        retry_schedule: settings.webhook_retry_schedule.0.clone(),
+        timeouts: Timeouts {
+            connect: settings.webhook_connect_timeout,
+            total: settings.webhook_timeout,
+        },
+        lease: settings.webhook_lease,
+        poll_interval: settings.webhook_poll_interval,
+        disable_after: settings.webhook_disable_after,
+        retention: settings.webhook_delivery_retention,
+        concurrency: settings.webhook_concurrency,
+        allowed_cidrs: settings.webhook_allowed_cidrs.clone(),
     }
 }

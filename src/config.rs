@@ -167,6 +167,68 @@ pub struct ServeSettings {
     /// How often the database is checked for the health service.
     #[arg(long, env = "CALLSD_HEALTH_CHECK_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
     pub health_check_interval: Duration,
+
+    /// Most RPCs handled at once by this process; beyond it a new RPC fails at once with
+    /// RESOURCE_EXHAUSTED (retry with backoff) instead of queueing for the database pool.
+    /// A WatchCalls stream counts only while it opens. See BENCHMARKS.md for how it was chosen.
+    #[arg(long, env = "CALLSD_MAX_IN_FLIGHT", default_value_t = 128)]
+    pub max_in_flight: usize,
+
+    /// Webhook (watch) delivery settings.
+    #[command(flatten)]
+    pub webhooks: Box<WebhookSettings>,
+}
+
+/// How watches deliver their webhooks (see the README's "Webhooks (watches)").
+#[derive(Debug, Clone, Args)]
+pub struct WebhookSettings {
+    /// Key that encrypts webhook secrets at rest (AES-256-GCM): base64 of 32 random bytes
+    /// (`openssl rand -base64 32`). When unset, a key is generated once and kept in the
+    /// database (table `server_secrets`, in the data dir with the embedded PostgreSQL), shared
+    /// by every replica; set it to keep the key out of the database. Changing it makes stored
+    /// webhook secrets unreadable.
+    #[arg(long, env = "CALLSD_SECRET_KEY", hide_env_values = true, value_parser = crate::webhooks::parse_secret_key)]
+    pub secret_key: Option<crate::webhooks::SecretKey>,
+
+    /// Comma-separated CIDRs webhooks may reach although they are not public (loopback,
+    /// private, link-local...), e.g. "127.0.0.0/8,10.1.0.0/16". Empty: public addresses only.
+    #[arg(long, env = "CALLSD_WEBHOOK_ALLOWED_CIDRS", default_value = "", value_parser = crate::webhooks::parse_allowed_cidrs)]
+    pub webhook_allowed_cidrs: crate::webhooks::AllowedCidrs,
+
+    /// Comma-separated delays before each attempt of a webhook event (the first is the first
+    /// attempt); after the last one the event is marked failed and the watch moves on.
+    /// `Retry-After` (seconds) lengthens a delay.
+    #[arg(long, env = "CALLSD_WEBHOOK_RETRY_SCHEDULE", default_value = "0s,5s,5m,30m,2h,5h,10h,10h", value_parser = crate::webhooks::parse_retry_schedule)]
+    pub webhook_retry_schedule: crate::webhooks::RetrySchedule,
+
+    /// Time allowed to connect to a webhook address.
+    #[arg(long, env = "CALLSD_WEBHOOK_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub webhook_connect_timeout: Duration,
+
+    /// Time allowed for a whole webhook request, answer included; slower counts as a failure.
+    #[arg(long, env = "CALLSD_WEBHOOK_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub webhook_timeout: Duration,
+
+    /// How long the delivery log keeps each attempt.
+    #[arg(long, env = "CALLSD_WEBHOOK_DELIVERY_RETENTION", default_value = "10days", value_parser = humantime::parse_duration)]
+    pub webhook_delivery_retention: Duration,
+
+    /// A watch whose deliveries fail for this long is disabled (and says why).
+    #[arg(long, env = "CALLSD_WEBHOOK_DISABLE_AFTER", default_value = "5days", value_parser = humantime::parse_duration)]
+    pub webhook_disable_after: Duration,
+
+    /// How long a replica owns a watch's deliveries without renewing; when a replica dies,
+    /// another takes over after this. Keep it well above the webhook timeout.
+    #[arg(long, env = "CALLSD_WEBHOOK_LEASE", default_value = "1m", value_parser = humantime::parse_duration)]
+    pub webhook_lease: Duration,
+
+    /// How often the delivery worker looks for work when no change notification woke it.
+    #[arg(long, env = "CALLSD_WEBHOOK_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub webhook_poll_interval: Duration,
+
+    /// Watches one replica delivers to at the same time.
+    #[arg(long, env = "CALLSD_WEBHOOK_CONCURRENCY", default_value_t = 32)]
+    pub webhook_concurrency: usize,
 }
 
 impl Default for ServeSettings {

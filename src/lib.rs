@@ -12,6 +12,7 @@
 //! - [`domain`]: validated call fields: phone numbers, local start times and time zones.
 //! - [`store`]: PostgreSQL access: pool, migrations, queries, SQLSTATE to [`Error`].
 //! - [`feed`]: change-log positions, sync tokens, and the `WatchCalls` fan-out.
+//! - [`webhooks`]: watches: signed, at-least-once delivery of changes to HTTP receivers.
 //! - [`auth`]: API keys, stored as hashes, resolved to a tenant.
 //! - [`tokens`]: opaque, tamper-evident page and sync tokens.
 //! - [`error`]: the one [`Error`] enum and its mapping to `tonic::Status`.
@@ -30,5 +31,6 @@ pub mod pb;
 pub mod store;
 pub mod telemetry;
 pub mod tokens;
+pub mod webhooks;
 
 pub use error::Error;

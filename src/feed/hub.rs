@@ -4,7 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use tokio::sync::{broadcast, Notify};
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use super::Position;
@@ -149,10 +149,9 @@ async fn listen_once(
     authenticator: &Authenticator,
     wake: &Notify,
 ) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = store.connection_config().connect(NoTls).await?;
     // The connection must be polled for queries to progress and to receive notifications;
     // dispatching here keeps every notification, without a queue in between.
-    let mut messages = futures::stream::poll_fn(move |context| connection.poll_message(context));
+    let (client, mut messages) = store.connect_dedicated().await?;
     let dispatch = async {
         while let Some(message) = messages.next().await {
             if let AsyncMessage::Notification(notification) = message? {

@@ -5,7 +5,7 @@ use std::{pin::Pin, time::Instant};
 use futures::Stream;
 use tonic::{Request, Response, Status};
 
-use super::{convert, listing, observe, record_handled, record_started, watch};
+use super::{convert, listing, observe, record_handled, record_started, watch, CALL_SERVICE};
 use crate::{
     auth::Authenticator,
     domain::checked_text,
@@ -52,7 +52,7 @@ impl CallService for CallApi {
         &self,
         request: Request<pb::CreateCallRequest>,
     ) -> Result<Response<pb::CreateCallResponse>, Status> {
-        observe("CreateCall", async {
+        observe(CALL_SERVICE, "CreateCall", async {
             let tenant = self.authenticator.authenticate(request.metadata()).await?;
             let request = request.get_ref();
             let call = request
@@ -80,7 +80,7 @@ impl CallService for CallApi {
         &self,
         request: Request<pb::GetCallRequest>,
     ) -> Result<Response<pb::GetCallResponse>, Status> {
-        observe("GetCall", async {
+        observe(CALL_SERVICE, "GetCall", async {
             let tenant = self.authenticator.authenticate(request.metadata()).await?;
             let id = convert::call_id("id", &request.get_ref().id)?;
             let call = self.store.get_call(tenant.id, id).await?;
@@ -95,7 +95,7 @@ impl CallService for CallApi {
         &self,
         request: Request<pb::UpdateCallRequest>,
     ) -> Result<Response<pb::UpdateCallResponse>, Status> {
-        observe("UpdateCall", async {
+        observe(CALL_SERVICE, "UpdateCall", async {
             let tenant = self.authenticator.authenticate(request.metadata()).await?;
             let request = request.get_ref();
             let patch = request
@@ -125,7 +125,7 @@ impl CallService for CallApi {
         &self,
         request: Request<pb::DeleteCallRequest>,
     ) -> Result<Response<pb::DeleteCallResponse>, Status> {
-        observe("DeleteCall", async {
+        observe(CALL_SERVICE, "DeleteCall", async {
             let tenant = self.authenticator.authenticate(request.metadata()).await?;
             let request = request.get_ref();
             let id = convert::call_id("id", &request.id)?;
@@ -141,7 +141,7 @@ impl CallService for CallApi {
         &self,
         request: Request<pb::ListCallsRequest>,
     ) -> Result<Response<pb::ListCallsResponse>, Status> {
-        observe("ListCalls", async {
+        observe(CALL_SERVICE, "ListCalls", async {
             let tenant = self.authenticator.authenticate(request.metadata()).await?;
             listing::list_calls(self, &tenant, request.get_ref()).await
         })
@@ -156,7 +156,7 @@ impl CallService for CallApi {
     ) -> Result<Response<Self::WatchCallsStream>, Status> {
         const METHOD: &str = "WatchCalls";
         let started = Instant::now();
-        record_started(METHOD);
+        record_started(CALL_SERVICE, METHOD);
         let opened = async {
             let tenant = self.authenticator.authenticate(request.metadata()).await?;
             watch::open(self, &tenant, request.get_ref()).await
@@ -166,7 +166,7 @@ impl CallService for CallApi {
             Ok(stream) => Ok(Response::new(watch::observed(stream, METHOD, started))),
             Err(error) => {
                 let status = Status::from(error);
-                record_handled(METHOD, status.code(), started);
+                record_handled(CALL_SERVICE, METHOD, status.code(), started);
                 Err(status)
             }
         }

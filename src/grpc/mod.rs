@@ -6,6 +6,9 @@ mod convert;
 mod listing;
 mod update_mask;
 mod watch;
+mod watch_convert;
+mod watch_mask;
+mod watches;
 
 use std::{future::Future, time::Instant};
 
@@ -13,6 +16,7 @@ use tonic::{Code, Response, Status};
 use tracing::Instrument;
 
 pub use calls::CallApi;
+pub use watches::{WatchApi, WATCH_SERVICE};
 
 /// The gRPC service name, as metrics and health report it.
 pub const CALL_SERVICE: &str = "calls.v1.CallService";
@@ -20,16 +24,17 @@ pub const CALL_SERVICE: &str = "calls.v1.CallService";
 /// Runs one unary RPC inside a span with a request id, and records it in the
 /// `grpc_server_*` metrics under the names go-grpc-prometheus uses.
 async fn observe<T>(
+    service: &'static str,
     method: &'static str,
     handler: impl Future<Output = Result<T, crate::Error>>,
 ) -> Result<Response<T>, Status> {
-    let span = tracing::info_span!("rpc", method, request_id = %uuid::Uuid::new_v4());
+    let span = tracing::info_span!("rpc", service, method, request_id = %uuid::Uuid::new_v4());
     async move {
         let started = Instant::now();
-        record_started(method);
+        record_started(service, method);
         let result = handler.await.map(Response::new).map_err(Status::from);
         let code = result.as_ref().err().map_or(Code::Ok, Status::code);
-        record_handled(method, code, started);
+        record_handled(service, method, code, started);
         if let Err(status) = &result {
             tracing::info!(code = ?status.code(), message = status.message(), "rpc failed");
         }
@@ -39,20 +44,20 @@ async fn observe<T>(
     .await
 }
 
-fn record_started(method: &'static str) {
+fn record_started(service: &'static str, method: &'static str) {
     metrics::counter!("grpc_server_started_total",
-        "grpc_service" => CALL_SERVICE, "grpc_method" => method, "grpc_type" => grpc_type(method))
+        "grpc_service" => service, "grpc_method" => method, "grpc_type" => grpc_type(method))
     .increment(1);
 }
 
 /// Records a finished RPC; streams call it when they end.
-fn record_handled(method: &'static str, code: Code, started: Instant) {
+fn record_handled(service: &'static str, method: &'static str, code: Code, started: Instant) {
     metrics::counter!("grpc_server_handled_total",
-        "grpc_service" => CALL_SERVICE, "grpc_method" => method,
+        "grpc_service" => service, "grpc_method" => method,
         "grpc_type" => grpc_type(method), "grpc_code" => code_name(code))
     .increment(1);
     metrics::histogram!("grpc_server_handling_seconds",
-        "grpc_service" => CALL_SERVICE, "grpc_method" => method, "grpc_type" => grpc_type(method))
+        "grpc_service" => service, "grpc_method" => method, "grpc_type" => grpc_type(method))
     .record(started.elapsed().as_secs_f64());
 }
 

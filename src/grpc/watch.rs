@@ -167,6 +167,7 @@ impl Drop for ObservedStream {
     fn drop(&mut self) {
         // Dropped before it ended: the client went away.
         record_handled(
+            super::CALL_SERVICE,
             self.method,
             self.outcome.unwrap_or(Code::Cancelled),
             self.started,

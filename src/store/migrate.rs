@@ -9,8 +9,15 @@ use crate::Error;
 const MIGRATION_LOCK_ID: i64 = 0x63616c6c_73640001;
 
 /// The migrations, in the order they apply. Never edit one that has shipped: add a new one.
-const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "calls", include_str!("../../migrations/V1__calls.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "calls", include_str!("../../migrations/V1__calls.sql")),
+    (
+        2,
+        "watches",
+        include_str!("../../migrations/V2__watches.sql"),
+    ),
+    (3, "search", include_str!("../../migrations/V3__search.sql")),
+];
 
 /// Applies every migration not yet applied; returns how many it applied.
 #[tracing::instrument(skip_all)]

@@ -4,21 +4,32 @@
 
 mod calls;
 mod changes;
+mod deliveries;
 mod errors;
 mod migrate;
 mod secrets;
 mod tenants;
+mod watches;
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
+use futures::{
+    stream::{poll_fn, BoxStream},
+    StreamExt,
+};
+use tokio_postgres::{config::SslMode, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 pub use calls::{CallFilters, CallPage, CallQuery, ListCursor};
 pub use changes::{ChangeBatch, ChangeKind, ChangeRecord};
+pub use deliveries::{AttemptEffect, Delivery, DeliveryOutcome};
 pub use errors::database_error;
 pub use migrate::migrate;
 pub use tenants::{ApiKeyCreated, Tenant};
+pub use watches::{CryptoKey, OAuth2Settings, Watch, WatchMethod, WatchSettings};
 
 use crate::Error;
 
@@ -72,15 +83,37 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// Notifications and notices of a dedicated connection.
+pub type ConnectionMessages =
+    BoxStream<'static, Result<tokio_postgres::AsyncMessage, tokio_postgres::Error>>;
+
+/// TLS for connections whose settings ask for it (`sslmode=require`): rustls with the Mozilla
+/// root certificates. Other connections (Unix sockets, `sslmode=prefer` on a trusted network)
+/// go without, rather than fail on a server's self-signed certificate.
+fn tls_for(config: &tokio_postgres::Config) -> Result<Option<MakeRustlsConnect>, Error> {
+    if config.get_ssl_mode() != SslMode::Require {
+        return Ok(None);
+    }
+    let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let client_config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|error| Error::Internal(error.into()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Some(MakeRustlsConnect::new(client_config)))
+}
+
 impl Store {
     pub fn new(config: tokio_postgres::Config, settings: &PoolSettings) -> Result<Self, Error> {
-        let manager = Manager::from_config(
-            config.clone(),
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Verified,
-            },
-        );
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Verified,
+        };
+        let manager = match tls_for(&config)? {
+            Some(tls) => Manager::from_config(config.clone(), tls, manager_config),
+            None => Manager::from_config(config.clone(), NoTls, manager_config),
+        };
         let pool = Pool::builder(manager)
             .max_size(settings.max_size)
             .wait_timeout(Some(settings.acquire_timeout))
@@ -92,9 +125,24 @@ impl Store {
         Ok(Store { pool, config })
     }
 
-    /// The connection settings, for connections that must not come from the pool (LISTEN).
-    pub fn connection_config(&self) -> &tokio_postgres::Config {
-        &self.config
+    /// A connection outside the pool (for LISTEN, which must never go back to a pool), with
+    /// the pool's settings and TLS. Its messages must be polled for queries to progress.
+    pub async fn connect_dedicated(
+        &self,
+    ) -> Result<(tokio_postgres::Client, ConnectionMessages), tokio_postgres::Error> {
+        let tls = tls_for(&self.config).ok().flatten();
+        Ok(match tls {
+            Some(tls) => {
+                let (client, mut connection) = self.config.connect(tls).await?;
+                let messages = poll_fn(move |context| connection.poll_message(context)).boxed();
+                (client, messages)
+            }
+            None => {
+                let (client, mut connection) = self.config.connect(NoTls).await?;
+                let messages = poll_fn(move |context| connection.poll_message(context)).boxed();
+                (client, messages)
+            }
+        })
     }
 
     /// A pooled connection; a pool or connect failure is `DatabaseUnavailable`.

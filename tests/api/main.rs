@@ -4,6 +4,7 @@
 mod helpers;
 
 mod auth;
+mod bench_smoke;
 mod calls;
 mod cli;
 mod feed;
@@ -11,3 +12,4 @@ mod grpcurl;
 mod list;
 mod operations;
 mod resilience;
+mod webhooks;
