@@ -19,6 +19,10 @@ use crate::{
     Error,
 };
 
+/// Searches shorter than a digit gram (V3__search.sql) match too many calls for an index to
+/// help: they read newest first and filter.
+const MIN_INDEXED_SEARCH_DIGITS: usize = 4;
+
 /// How many times an update without etag is retried when another writer got there first.
 const UPDATE_ATTEMPTS: usize = 5;
 
@@ -247,7 +251,15 @@ impl Store {
                     let time_max = conditions.param(time_max);
                     conditions.add(format!("c.start_time < {time_max}"));
                 }
-                if let Some(pattern) = &like_pattern {
+                if let (Some(pattern), Some(digits)) = (&like_pattern, &query.filters.search_digits)
+                {
+                    // The digit-gram index (V3) finds the candidates, LIKE keeps true substrings.
+                    if digits.len() >= MIN_INDEXED_SEARCH_DIGITS {
+                        let digits = conditions.param(digits);
+                        conditions.add(format!(
+                            "digit_grams(c.number_digits) @> digit_grams({digits})"
+                        ));
+                    }
                     let pattern = conditions.param(pattern);
                     conditions.add(format!("c.number_digits LIKE {pattern}"));
                 }

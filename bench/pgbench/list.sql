@@ -1,0 +1,10 @@
+-- ListCalls, first page of 50 newest first: the statement of Store::list_calls (LIMIT 50 + 1).
+WITH barrier AS (SELECT COALESCE(NULL::bigint,
+     pg_snapshot_xmin(pg_current_snapshot())::text::bigint) AS tx), seen AS (
+    SELECT change_tx, change_seq FROM change_log
+    WHERE tenant_id = :tenant AND change_tx >= (SELECT tx FROM barrier)
+    ORDER BY change_tx, change_seq LIMIT 64)
+ SELECT (SELECT tx FROM barrier), (SELECT array_agg(change_tx) FROM seen),
+     (SELECT array_agg(change_seq) FROM seen), to_jsonb(c) FROM calls c
+ WHERE c.tenant_id = :tenant AND c.delete_time IS NULL
+ ORDER BY c.start_time DESC, c.id DESC LIMIT 51;

@@ -1,0 +1,13 @@
+-- ListCalls with search (6 random digits): the statement of Store::list_calls, digit grams.
+\set d random(0, 999999)
+WITH barrier AS (SELECT COALESCE(NULL::bigint,
+     pg_snapshot_xmin(pg_current_snapshot())::text::bigint) AS tx), seen AS (
+    SELECT change_tx, change_seq FROM change_log
+    WHERE tenant_id = :tenant AND change_tx >= (SELECT tx FROM barrier)
+    ORDER BY change_tx, change_seq LIMIT 64)
+ SELECT (SELECT tx FROM barrier), (SELECT array_agg(change_tx) FROM seen),
+     (SELECT array_agg(change_seq) FROM seen), to_jsonb(c) FROM calls c
+ WHERE c.tenant_id = :tenant AND c.delete_time IS NULL
+   AND digit_grams(c.number_digits) @> digit_grams(lpad(:d::text, 6, '0'))
+   AND c.number_digits LIKE '%' || lpad(:d::text, 6, '0') || '%'
+ ORDER BY c.start_time DESC, c.id DESC LIMIT 51;

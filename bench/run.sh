@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# One benchmark run on this machine: build, seed a tenant with 1,000,000 calls, then for each
+# workload run pgbench on the service's own SQL and callsd-bench against `callsd serve` at the
+# same concurrency, back to back, and print the service/pgbench ratios.
+#
+#   bench/run.sh                 # full run (about 12-15 minutes, most of it seeding)
+#   QUICK=1 bench/run.sh         # 100,000 calls, 3 s per workload: checks the harness
+#   REUSE=1 bench/run.sh         # keep the seeded database of an earlier run
+#
+# Settings (environment): DURATION, WARMUP (seconds), CONCURRENCY, CONNECTIONS, CALLS,
+# DEEP_PAGE, SEARCH_DIGITS (fixed at 6 in the pgbench scripts), WATCH_STREAMS, WATCH_RATE,
+# IDLE_STREAMS, CALLSD_DB_POOL_SIZE, CALLSD_MAX_IN_FLIGHT, BENCH_DB, PGHOST, PGPORT, PGUSER.
+# Needs: cargo, PostgreSQL 15 at PGHOST:PGPORT (trust auth), psql and pgbench
+# (Debian: apt-get install postgresql-client-15 postgresql-15; pgbench ships with the server).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+QUICK=${QUICK:-0}
+if [[ $QUICK == 1 ]]; then
+    CALLS=${CALLS:-100000}; DURATION=${DURATION:-3}; WARMUP=${WARMUP:-1}
+    DEEP_PAGE=${DEEP_PAGE:-1000}; WATCH_STREAMS=${WATCH_STREAMS:-200}
+    IDLE_STREAMS=${IDLE_STREAMS:-1000}; WATCH_RATE=${WATCH_RATE:-200}
+fi
+CALLS=${CALLS:-1000000}
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+CONCURRENCY=${CONCURRENCY:-8}
+CONNECTIONS=${CONNECTIONS:-4}
+DEEP_PAGE=${DEEP_PAGE:-10000}
+WATCH_STREAMS=${WATCH_STREAMS:-1000}
+WATCH_RATE=${WATCH_RATE:-500}
+WATCH_RATE_SUSTAINED=${WATCH_RATE_SUSTAINED:-200}
+IDLE_STREAMS=${IDLE_STREAMS:-10000}
+BENCH_DB=${BENCH_DB:-callsd_bench}
+export PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres}
+PGBENCH=${PGBENCH:-$(command -v pgbench || echo /usr/lib/postgresql/15/bin/pgbench)}
+PORT_A=${PORT_A:-50061}
+PORT_B=${PORT_B:-50062}
+OUT=${OUT:-target/bench}
+mkdir -p "$OUT"
+
+for tool in cargo psql "$PGBENCH"; do
+    if ! command -v "$tool" >/dev/null 2>&1 && [[ ! -x $tool ]]; then
+        echo "missing $tool: apt-get install postgresql-client-15 postgresql-15 (pgbench), rustup for cargo" >&2
+        exit 1
+    fi
+done
+psql -d postgres -Atc 'SELECT 1' >/dev/null || { echo "PostgreSQL does not answer at $PGHOST:$PGPORT" >&2; exit 1; }
+
+echo "== $(date -u +%FT%TZ) on $(nproc) cores; load: $(cut -d' ' -f1-3 /proc/loadavg)"
+cargo build --release --quiet --bin callsd --bin callsd-bench
+CALLSD=target/release/callsd
+BENCH=target/release/callsd-bench
+export DATABASE_URL="host=$PGHOST port=$PGPORT user=$PGUSER dbname=$BENCH_DB"
+
+SERVERS=()
+cleanup() {
+    for pid in "${SERVERS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${SERVERS[@]}"; do
+        while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+    done
+}
+trap cleanup EXIT
+
+# Seed (or reuse) the bench database.
+if [[ ${REUSE:-0} == 1 ]] && [[ -s $OUT/seed.env ]] &&
+    psql -d "$BENCH_DB" -Atc 'SELECT 1' >/dev/null 2>&1; then
+    echo "== reusing $BENCH_DB"
+else
+    psql -d postgres -qc "DROP DATABASE IF EXISTS $BENCH_DB" -c "CREATE DATABASE $BENCH_DB"
+    echo "== seeding $CALLS calls"
+    "$BENCH" seed --tenant bench --calls "$CALLS" | tee "$OUT/seed.env"
+    "$BENCH" tenant --name idle | sed 's/^key=/idle_key=/' >>"$OUT/seed.env"
+fi
+TENANT=$(sed -n 's/^tenant_id=//p' "$OUT/seed.env")
+KEY=$(sed -n 's/^key=//p' "$OUT/seed.env")
+IDLE_KEY=$(sed -n 's/^idle_key=//p' "$OUT/seed.env")
+SEED_SECONDS=$(sed -n 's/^seed_seconds=//p' "$OUT/seed.env")
+psql -d "$BENCH_DB" -qc 'VACUUM ANALYZE calls' -c 'VACUUM ANALYZE change_log'
+
+start_server() { # port, log file; prints the pid
+    CALLSD_LISTEN=127.0.0.1:$1 CALLSD_METRICS_LISTEN=off CALLSD_SHUTDOWN_DRAIN=0s \
+        RUST_LOG=${RUST_LOG:-warn} \
+        "$CALLSD" serve >"$2" 2>&1 &
+    local pid=$!
+    for _ in $(seq 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then echo "$pid"; return; fi
+        sleep 0.1
+    done
+    echo "callsd on port $1 did not start; see $2" >&2
+    exit 1
+}
+PID_A=$(start_server "$PORT_A" "$OUT/server-a.log")
+SERVERS+=("$PID_A")
+
+pgbench_run() { # name, scripts...; prints tps
+    local name=$1; shift
+    local files=()
+    for script in "$@"; do files+=(-f "bench/pgbench/$script"); done
+    "$PGBENCH" -n -M prepared -c "$CONCURRENCY" -j 2 -T "$DURATION" \
+        -D tenant="$TENANT" -D seeded="$CALLS" "${files[@]}" "$BENCH_DB" \
+        >"$OUT/pgbench-$name.txt" 2>&1 || { cat "$OUT/pgbench-$name.txt" >&2; exit 1; }
+    sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$OUT/pgbench-$name.txt" | head -1
+}
+service_run() { # workload, extra args...; prints the RESULT line
+    local workload=$1; shift
+    "$BENCH" run --address "http://127.0.0.1:$PORT_A" --key "$KEY" --workloads "$workload" \
+        --connections "$CONNECTIONS" --concurrency "$CONCURRENCY" --warmup "${WARMUP}s" \
+        --duration "${DURATION}s" --server-pid "$PID_A" --seeded "$CALLS" \
+        --deep-page "$DEEP_PAGE" "$@" 2>>"$OUT/bench-stderr.txt" | tee -a "$OUT/service.txt" |
+        grep '^RESULT' | tail -1
+}
+field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
+
+declare -A PG SVC
+: >"$OUT/service.txt"
+for workload in get list search create update; do
+    echo "== $workload (load $(cut -d' ' -f1 /proc/loadavg))"
+    PG[$workload]=$(pgbench_run "$workload" "$workload.sql")
+    SVC[$workload]=$(service_run "$workload")
+    echo "   pgbench ${PG[$workload]} tps; service $(field rps "${SVC[$workload]}") req/s"
+done
+echo "== mixed"
+PG[mixed]=$(pgbench_run mixed get.sql@70 list.sql@20 create.sql@8 update.sql@2)
+SVC[mixed]=$(service_run mixed)
+echo "== list-deep (page $DEEP_PAGE)"
+SVC[list-deep]=$(service_run list-deep)
+
+echo "== plain pg_trgm search, for comparison (builds and drops a trigram index)"
+TRGM_START=$(date +%s)
+psql -d "$BENCH_DB" -qc "CREATE INDEX bench_trgm_idx ON calls USING gin (number_digits gin_trgm_ops) WHERE delete_time IS NULL" -c "ANALYZE calls"
+echo "   trigram index built in $(($(date +%s) - TRGM_START)) s"
+PG[search-trgm]=$(pgbench_run search-trgm search-trgm.sql)
+psql -d "$BENCH_DB" -qc "DROP INDEX bench_trgm_idx"
+
+GET_RPS=$(field rps "${SVC[get]}")
+OVERLOAD_RATE=$(awk -v r="$GET_RPS" 'BEGIN { printf "%d", 2 * r }')
+echo "== overload: get at $OVERLOAD_RATE req/s (2x the closed-loop peak), open loop"
+SVC[overload]=$(service_run get --rate "$OVERLOAD_RATE" --max-in-flight 4096)
+
+echo "== watch: $WATCH_STREAMS idle streams on replica A, $WATCH_RATE creates/s through replica B"
+PID_B=$(start_server "$PORT_B" "$OUT/server-b.log")
+SERVERS+=("$PID_B")
+watch_run() { # idle streams, rate
+    "$BENCH" watch --watch-address "http://127.0.0.1:$PORT_A" \
+        --write-address "http://127.0.0.1:$PORT_B" --key "$KEY" --idle-key "$IDLE_KEY" \
+        --streams "$1" --rate "$2" --warmup "${WARMUP}s" --duration "${DURATION}s" \
+        --watch-pid "$PID_A" 2>>"$OUT/bench-stderr.txt" | tee -a "$OUT/service.txt" |
+        grep '^RESULT' | tail -1
+}
+WATCH=$(watch_run "$WATCH_STREAMS" "$WATCH_RATE")
+echo "== watch: $WATCH_STREAMS idle streams, $WATCH_RATE_SUSTAINED creates/s (below this disk's commit rate)"
+WATCH_SUSTAINED=$(watch_run "$WATCH_STREAMS" "$WATCH_RATE_SUSTAINED")
+echo "== watch: $IDLE_STREAMS idle streams (memory)"
+# A fresh replica, so the figure is the streams' alone.
+# (started in a command substitution, so not this shell's child: poll until it is gone)
+kill "$PID_A"
+while kill -0 "$PID_A" 2>/dev/null; do sleep 0.1; done
+PID_A=$(start_server "$PORT_A" "$OUT/server-a2.log")
+SERVERS+=("$PID_A")
+IDLE=$(watch_run "$IDLE_STREAMS" 50)
+
+echo
+echo "== results: $(date -u +%FT%TZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $CALLS calls seeded in ${SEED_SECONDS}s"
+echo "   concurrency $CONCURRENCY (pgbench -c $CONCURRENCY -j 2 -M prepared; callsd-bench $CONNECTIONS connections), ${DURATION}s each after ${WARMUP}s warm-up"
+printf '| %-10s | %12s | %12s | %6s | %8s | %8s | %-14s |\n' workload "service/s" "pgbench/s" ratio "p50 ms" "p99 ms" errors
+printf '|%s|%s|%s|%s|%s|%s|%s|\n' ------------ -------------- -------------- -------- ---------- ---------- ----------------
+for workload in create get list search update mixed list-deep; do
+    line=${SVC[$workload]}
+    rps=$(field rps "$line")
+    pg=${PG[$workload]:-}
+    ratio=$([[ -n $pg ]] && awk -v s="$rps" -v p="$pg" 'BEGIN { printf "%.2f", s / p }' || echo "-")
+    printf '| %-10s | %12s | %12s | %6s | %8s | %8s | %-14s |\n' "$workload" "$rps" "${pg:--}" "$ratio" \
+        "$(field p50_ms "$line")" "$(field p99_ms "$line")" "$(field error_codes "$line")"
+done
+echo
+echo "search: digit grams ${PG[search]} tps vs plain pg_trgm ${PG[search-trgm]} tps (pgbench, same 6-digit searches): $(awk -v a="${PG[search]}" -v b="${PG[search-trgm]}" 'BEGIN { printf "%.1fx", a / b }')"
+echo "list-deep p50 / list p50: $(awk -v a="$(field p50_ms "${SVC[list-deep]}")" -v b="$(field p50_ms "${SVC[list]}")" 'BEGIN { printf "%.2f", a / b }')"
+echo "overload (get at ${OVERLOAD_RATE}/s): served $(field rps "${SVC[overload]}")/s, p50 $(field p50_ms "${SVC[overload]}") ms, p99 $(field p99_ms "${SVC[overload]}") ms, errors $(field error_codes "${SVC[overload]}"), not sent $(field not_sent "${SVC[overload]}"), server peak rss $(field peak_rss_mib "${SVC[overload]}") MiB"
+for line in "$WATCH" "$WATCH_SUSTAINED"; do
+    echo "watch ($(field idle_streams "$line") idle streams, $(field rate "$line") creates/s offered to the other replica, $(field creates "$line") created, $(field create_errors "$line") shed): $(field events "$line") events; from event_time (transaction start) p50 $(field p50_ms "$line") ms, p99 $(field p99_ms "$line") ms; from the CreateCall answer p50 $(field answer_p50_ms "$line") ms, p99 $(field answer_p99_ms "$line") ms ($(field before_answer "$line") events beat their answer)"
+done
+echo "idle streams: $(field idle_streams "$IDLE") held, rss $(field rss_before_mib "$IDLE") -> $(field rss_streams_mib "$IDLE") MiB ($(field kib_per_stream "$IDLE") KiB per stream)"

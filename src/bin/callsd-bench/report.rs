@@ -1,0 +1,118 @@
+//! Output: one human line and one `RESULT key=value ...` line per workload (bench/run.sh reads
+//! the latter), and the server's memory from /proc.
+
+use crate::{driver::Stats, watch::WatchReport};
+
+/// A process's resident memory, in KiB.
+#[derive(Debug, Clone, Copy)]
+pub struct Memory {
+    pub rss_kib: u64,
+    pub peak_rss_kib: u64,
+}
+
+/// Reads VmRSS and VmHWM of `pid`; `None` when the process is gone or not readable.
+pub fn memory(pid: u32) -> Option<Memory> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kib| kib.parse::<u64>().ok())
+    };
+    Some(Memory {
+        rss_kib: field("VmRSS:")?,
+        peak_rss_kib: field("VmHWM:")?,
+    })
+}
+
+fn millis(micros: u64) -> f64 {
+    micros as f64 / 1000.0
+}
+
+fn errors_text(stats: &Stats) -> String {
+    if stats.errors.is_empty() {
+        return "none".to_owned();
+    }
+    stats
+        .errors
+        .iter()
+        .map(|(code, count)| format!("{code}:{count}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+pub fn print_workload(name: &str, concurrency: usize, stats: &Stats, memory: Option<Memory>) {
+    let seconds = stats.elapsed.as_secs_f64().max(f64::EPSILON);
+    let rps = stats.ok as f64 / seconds;
+    let latencies = &stats.latencies;
+    let peak_mib = memory.map_or(0.0, |memory| memory.peak_rss_kib as f64 / 1024.0);
+    let rss_mib = memory.map_or(0.0, |memory| memory.rss_kib as f64 / 1024.0);
+    println!(
+        "{name:<10} c={concurrency:<4} {rps:>9.1} req/s  p50 {:>8.2} ms  p95 {:>8.2} ms  p99 {:>8.2} ms  max {:>9.2} ms  errors {}  server rss {rss_mib:.1} MiB (peak {peak_mib:.1} MiB)",
+        millis(latencies.value_at_quantile(0.50)),
+        millis(latencies.value_at_quantile(0.95)),
+        millis(latencies.value_at_quantile(0.99)),
+        millis(latencies.max()),
+        errors_text(stats),
+    );
+    println!(
+        "RESULT workload={name} concurrency={concurrency} rps={rps:.1} ok={} p50_ms={:.3} p95_ms={:.3} p99_ms={:.3} max_ms={:.3} errors={} error_codes={} not_sent={} rss_mib={rss_mib:.1} peak_rss_mib={peak_mib:.1}",
+        stats.ok,
+        millis(latencies.value_at_quantile(0.50)),
+        millis(latencies.value_at_quantile(0.95)),
+        millis(latencies.value_at_quantile(0.99)),
+        millis(latencies.max()),
+        stats.error_count(),
+        errors_text(stats),
+        stats.not_sent,
+    );
+}
+
+pub fn print_watch(report: &WatchReport, idle_streams: usize, rate: f64) {
+    let mib = |memory: Option<Memory>| memory.map_or(0.0, |memory| memory.rss_kib as f64 / 1024.0);
+    let before = mib(report.memory_before);
+    let with_streams = mib(report.memory_with_streams);
+    let per_stream_kib = if report.idle_streams_open > 0 {
+        (with_streams - before) * 1024.0 / report.idle_streams_open as f64
+    } else {
+        0.0
+    };
+    let delivery = &report.delivery;
+    let creates = &report.creates;
+    println!(
+        "watch      {} of {idle_streams} idle streams open: rss {before:.1} -> {with_streams:.1} MiB ({per_stream_kib:.1} KiB/stream), {:.1} MiB after the writes",
+        report.idle_streams_open,
+        mib(report.memory_after),
+    );
+    println!(
+        "watch      {} creates at {rate}/s (errors {}), {} events: commit-to-event p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+        creates.ok,
+        errors_text(creates),
+        report.events,
+        millis(delivery.value_at_quantile(0.50)),
+        millis(delivery.value_at_quantile(0.99)),
+        millis(delivery.max()),
+    );
+    let answer = &report.after_answer;
+    println!(
+        "watch      from the CreateCall answer to the event: p50 {:.2} ms  p99 {:.2} ms ({} of {} events arrived before their answer)",
+        millis(answer.value_at_quantile(0.50)),
+        millis(answer.value_at_quantile(0.99)),
+        report.event_before_answer,
+        answer.len() + report.event_before_answer,
+    );
+    println!(
+        "RESULT workload=watch idle_streams={} rss_before_mib={before:.1} rss_streams_mib={with_streams:.1} kib_per_stream={per_stream_kib:.1} creates={} create_errors={} events={} p50_ms={:.3} p99_ms={:.3} max_ms={:.3} answer_p50_ms={:.3} answer_p99_ms={:.3} before_answer={} rate={rate}",
+        report.idle_streams_open,
+        creates.ok,
+        creates.error_count(),
+        report.events,
+        millis(delivery.value_at_quantile(0.50)),
+        millis(delivery.value_at_quantile(0.99)),
+        millis(delivery.max()),
+        millis(answer.value_at_quantile(0.50)),
+        millis(answer.value_at_quantile(0.99)),
+        report.event_before_answer,
+    );
+}

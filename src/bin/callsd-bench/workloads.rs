@@ -1,0 +1,197 @@
+//! The workloads: what one request of each sends, and the setup some of them need.
+
+use std::{str::FromStr, sync::Arc, time::Duration};
+
+use rand::{rngs::SmallRng, Rng};
+use tonic::{metadata::MetadataValue, transport::Channel, Request, Status};
+
+use callsd::pb::calls::v1::{self as pb, call_service_client::CallServiceClient};
+
+use crate::data::{seeded_id, CallGenerator};
+
+/// Every request gives up after this long, so no loop waits forever.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const PAGE_SIZE: i32 = 50;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    Create,
+    Get,
+    List,
+    ListDeep,
+    Search,
+    Update,
+    Mixed,
+}
+
+impl FromStr for Workload {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Ok(match name {
+            "create" => Workload::Create,
+            "get" => Workload::Get,
+            "list" => Workload::List,
+            "list-deep" => Workload::ListDeep,
+            "search" => Workload::Search,
+            "update" => Workload::Update,
+            "mixed" => Workload::Mixed,
+            other => return Err(format!("unknown workload {other:?}")),
+        })
+    }
+}
+
+impl Workload {
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Create => "create",
+            Workload::Get => "get",
+            Workload::List => "list",
+            Workload::ListDeep => "list-deep",
+            Workload::Search => "search",
+            Workload::Update => "update",
+            Workload::Mixed => "mixed",
+        }
+    }
+}
+
+/// What every request of a run shares.
+pub struct Target {
+    pub authorization: MetadataValue<tonic::metadata::Ascii>,
+    /// Seeded calls are numbered 1..=seeded (see [`seeded_id`]).
+    pub seeded: u64,
+    /// The page token of the deep page, for `list-deep`.
+    pub deep_page_token: String,
+    /// Length of the digit runs `search` looks for.
+    pub search_length: usize,
+}
+
+impl Target {
+    pub fn new(key: &str, seeded: u64, search_length: usize) -> anyhow::Result<Self> {
+        Ok(Target {
+            authorization: format!("Bearer {key}").parse()?,
+            seeded,
+            deep_page_token: String::new(),
+            search_length,
+        })
+    }
+
+    pub fn request<T>(&self, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        request
+            .metadata_mut()
+            .insert("authorization", self.authorization.clone());
+        request.set_timeout(REQUEST_TIMEOUT);
+        request
+    }
+
+    fn random_seeded_id(&self, rng: &mut SmallRng) -> String {
+        seeded_id(rng.random_range(1..=self.seeded.max(1))).to_string()
+    }
+}
+
+/// Sends one request of `workload`; `sequence` seeds its randomness.
+pub async fn send(
+    workload: Workload,
+    target: Arc<Target>,
+    mut client: CallServiceClient<Channel>,
+    sequence: u64,
+) -> Result<(), Status> {
+    let mut generator = CallGenerator::new(sequence.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xBE7C);
+    let workload = match workload {
+        Workload::Mixed => match generator.rng().random_range(0..100) {
+            0..70 => Workload::Get,
+            70..90 => Workload::List,
+            90..98 => Workload::Create,
+            _ => Workload::Update,
+        },
+        other => other,
+    };
+    match workload {
+        Workload::Create => {
+            let call = generator.next_call(1_000_000_000 + sequence).to_proto();
+            client
+                .create_call(target.request(pb::CreateCallRequest {
+                    call: Some(call),
+                    request_id: String::new(),
+                }))
+                .await?;
+        }
+        Workload::Get => {
+            let id = target.random_seeded_id(generator.rng());
+            client
+                .get_call(target.request(pb::GetCallRequest { id }))
+                .await?;
+        }
+        Workload::List => {
+            client
+                .list_calls(target.request(pb::ListCallsRequest {
+                    page_size: PAGE_SIZE,
+                    ..pb::ListCallsRequest::default()
+                }))
+                .await?;
+        }
+        Workload::ListDeep => {
+            client
+                .list_calls(target.request(pb::ListCallsRequest {
+                    page_size: PAGE_SIZE,
+                    page_token: target.deep_page_token.clone(),
+                    ..pb::ListCallsRequest::default()
+                }))
+                .await?;
+        }
+        Workload::Search => {
+            let search = generator.search_digits(target.search_length);
+            client
+                .list_calls(target.request(pb::ListCallsRequest {
+                    page_size: PAGE_SIZE,
+                    search,
+                    ..pb::ListCallsRequest::default()
+                }))
+                .await?;
+        }
+        Workload::Update => {
+            let id = target.random_seeded_id(generator.rng());
+            let status = generator.rng().random_range(1..=6);
+            client
+                .update_call(target.request(pb::UpdateCallRequest {
+                    call: Some(pb::Call {
+                        id,
+                        status,
+                        ..pb::Call::default()
+                    }),
+                    update_mask: Some(prost_types::FieldMask {
+                        paths: vec!["status".to_owned()],
+                    }),
+                }))
+                .await?;
+        }
+        Workload::Mixed => unreachable!("mixed picks one of the others"),
+    }
+    Ok(())
+}
+
+/// Walks the page tokens of the newest-first list down to page `depth` (1-based) and returns
+/// the token that fetches it.
+pub async fn deep_page_token(
+    target: &Target,
+    client: &mut CallServiceClient<Channel>,
+    depth: usize,
+) -> anyhow::Result<String> {
+    let mut token = String::new();
+    for page in 1..depth {
+        let response = client
+            .list_calls(target.request(pb::ListCallsRequest {
+                page_size: PAGE_SIZE,
+                page_token: token.clone(),
+                ..pb::ListCallsRequest::default()
+            }))
+            .await?
+            .into_inner();
+        if response.next_page_token.is_empty() {
+            anyhow::bail!("the list ends at page {page}, before page {depth}");
+        }
+        token = response.next_page_token;
+    }
+    Ok(token)
+}

@@ -1,0 +1,78 @@
+//! The load generator itself: seeded against a test server, a few workloads run without errors.
+//! (Figures come from bench/run.sh; nothing here measures time.)
+
+use tokio::process::Command;
+
+use crate::helpers::{connection_string, spawn_app};
+
+/// Runs callsd-bench without blocking the runtime: the test server shares it.
+async fn run_bench(args: &[&str], database_url: &str) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_callsd-bench"))
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("callsd-bench runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "callsd-bench {args:?} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[tokio::test]
+async fn bench_seeds_a_tenant_and_runs_workloads_without_errors() {
+    let app = spawn_app().await;
+    let database_url = connection_string(&app.database);
+    let seeded = run_bench(
+        &[
+            "seed", "--tenant", "bench", "--calls", "300", "--batch", "100",
+        ],
+        &database_url,
+    )
+    .await;
+    let key = seeded
+        .lines()
+        .find_map(|line| line.strip_prefix("key="))
+        .expect("seed prints the key");
+
+    let address = format!("http://{}", app.address);
+    let report = run_bench(
+        &[
+            "run",
+            "--address",
+            &address,
+            "--key",
+            key,
+            "--workloads",
+            "get,list,search,create,update,mixed,list-deep",
+            "--seeded",
+            "300",
+            "--deep-page",
+            "3",
+            "--connections",
+            "2",
+            "--concurrency",
+            "4",
+            "--warmup",
+            "0s",
+            "--duration",
+            "300ms",
+        ],
+        &database_url,
+    )
+    .await;
+
+    let results: Vec<&str> = report
+        .lines()
+        .filter(|line| line.starts_with("RESULT "))
+        .collect();
+    assert_eq!(results.len(), 7, "one result per workload: {report}");
+    for result in results {
+        assert!(result.contains(" errors=0 "), "{result}");
+        assert!(!result.contains(" ok=0 "), "{result}");
+    }
+}
