@@ -20,6 +20,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out_dir.join("calls_descriptor.bin"),
         file_descriptors.encode_to_vec(),
     )?;
-    tonic_prost_build::configure().compile_fds(file_descriptors)?;
+    tonic_prost_build::configure()
+        .codec_path("crate::grpc::codec::SmallBufferCodec")
+        .compile_fds(file_descriptors)?;
     Ok(())
 }

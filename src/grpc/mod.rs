@@ -2,6 +2,7 @@
 //! domain errors to `Status` (through [`crate::Error`]). No SQL here.
 
 mod calls;
+pub mod codec;
 mod convert;
 mod listing;
 mod update_mask;

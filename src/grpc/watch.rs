@@ -90,7 +90,7 @@ pub async fn open(
         };
         event
             .map(|event| pb::WatchCallsResponse {
-                event: Some(call_event(event, token_for)),
+                event: Some(call_event(*event, token_for)),
             })
             .map_err(Status::from)
     });
