@@ -303,3 +303,51 @@ async fn sigterm_drains_finishes_in_flight_rpcs_ends_streams_with_unavailable_an
         "the drain period was honoured"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_change_through_one_process_reaches_a_stream_on_another_process() {
+    // Replica one: the real binary. Replica two: this test process, on the same database.
+    let binary = Server::start("0s").await;
+    let in_process =
+        crate::helpers::spawn_app_on(crate::helpers::test_settings(), &binary.database).await;
+    let mut stream = binary
+        .client()
+        .await
+        .watch_calls(with_key(&binary.key, pb::WatchCallsRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut made = Vec::new();
+    let mut writer = in_process.client().await;
+    for minute in 0..20 {
+        let created = writer
+            .create_call(with_key(
+                &binary.key,
+                pb::CreateCallRequest {
+                    call: Some(call(
+                        "1",
+                        "2",
+                        &format!("2026-11-01T12:{minute:02}:00"),
+                        "UTC",
+                    )),
+                    request_id: String::new(),
+                },
+            ))
+            .await
+            .unwrap();
+        made.push(created.into_inner().call.unwrap().id);
+    }
+    let received = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut received = Vec::new();
+        while received.len() < made.len() {
+            let event = stream.message().await.unwrap().unwrap().event.unwrap();
+            if let Some(call) = event.call {
+                received.push(call.id);
+            }
+        }
+        received
+    })
+    .await
+    .expect("every change reaches the other process");
+    assert_eq!(received, made, "in commit order, each once");
+}
