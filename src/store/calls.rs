@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{Json, ToSql};
 use uuid::Uuid;
 
 use super::{
@@ -106,7 +106,7 @@ impl Store {
         params.extend(values.params());
         params.push(&kind);
         if let Some(row) = client.query_opt(&statement, &params).await? {
-            return decode_call(row.get(0)).map(|(call, _)| call);
+            return decode_call(&row, 0).map(|(call, _)| call);
         }
         // The insert was skipped: this request_id was seen before. Return its call.
         let row = client
@@ -115,7 +115,7 @@ impl Store {
                 &[&tenant_id, &request_id],
             )
             .await?;
-        decode_call(row.get(0)).map(|(call, _)| call)
+        decode_call(&row, 0).map(|(call, _)| call)
     }
 
     #[tracing::instrument(skip(self))]
@@ -131,7 +131,7 @@ impl Store {
             .query_opt(&statement, &[&tenant_id, &id])
             .await?
             .ok_or(Error::NotFound { resource: "call" })?;
-        decode_call(row.get(0)).map(|(call, _)| call)
+        decode_call(&row, 0).map(|(call, _)| call)
     }
 
     /// Replaces a call's fields with `change(current)`, retrying when another writer changes
@@ -173,7 +173,7 @@ impl Store {
             params.extend(values.params());
             params.push(&kind);
             if let Some(row) = client.query_opt(&statement, &params).await? {
-                return decode_call(row.get(0)).map(|(call, _)| call);
+                return decode_call(&row, 0).map(|(call, _)| call);
             }
         }
         Err(Error::Internal(anyhow::anyhow!(
@@ -217,7 +217,7 @@ impl Store {
             .query_opt(&statement, &[&tenant_id, &id, &expected_version, &kind])
             .await?
         {
-            return decode_call(row.get(0)).map(|(call, _)| call);
+            return decode_call(&row, 0).map(|(call, _)| call);
         }
         // Nothing deleted: either there is no such live call, or its etag moved on.
         self.get_call(tenant_id, id).await?;
@@ -299,7 +299,7 @@ impl Store {
         let calls = rows
             .iter()
             .take(query.limit)
-            .map(|row| decode_call(row.get(3)))
+            .map(|row| decode_call(row, 3))
             .collect::<Result<_, _>>()?;
         Ok(CallPage {
             calls,
@@ -456,10 +456,13 @@ struct CallRow {
 }
 
 /// Decodes a call stored as JSON, with the position of its latest change.
-pub(super) fn decode_call(json: serde_json::Value) -> Result<(Call, Position), Error> {
-    let row: CallRow = serde_json::from_value(json).map_err(|error| {
-        Error::Internal(anyhow::anyhow!("stored call does not decode: {error}"))
-    })?;
+/// Decodes the call stored as JSON in column `index`, with the position of its latest change.
+/// The JSON goes straight into [`CallRow`], without an intermediate `serde_json::Value`.
+pub(super) fn decode_call(
+    row: &tokio_postgres::Row,
+    index: usize,
+) -> Result<(Call, Position), Error> {
+    let Json(row): Json<CallRow> = row.try_get(index)?;
     let zone = row.start_zone.parse().map_err(|_| {
         Error::Internal(anyhow::anyhow!(
             "stored call has unknown zone {}",

@@ -324,7 +324,7 @@ impl Store {
                 &[&tenant_id, &call_id, &position.tx, &position.seq],
             )
             .await?;
-        row.map(|row| decode_call(row.get(0)).map(|(call, _)| call))
+        row.map(|row| decode_call(&row, 0).map(|(call, _)| call))
             .transpose()
     }
 }
