@@ -4,17 +4,17 @@
 //! commit together in one round trip. Every row is read back as `to_jsonb(row)`, the same shape
 //! the change log stores, so one decoder serves both.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
-use serde::Deserialize;
-use tokio_postgres::types::{Json, ToSql};
+use chrono::{DateTime, Utc};
+use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::{
+    call_rows::{decode_call, WriteValues},
     changes::{cursor_from_row, ChangeKind, SEEN_COLUMNS, SEEN_CTE},
     Store,
 };
 use crate::{
-    domain::{Call, CallFields, CallRecord, CallStart, CallStatus, CallType, PhoneNumber},
+    domain::{Call, CallFields},
     feed::{Cursor, Position},
     Error,
 };
@@ -349,199 +349,4 @@ fn log_change(source: &str, kind_param: &str) -> String {
          SELECT change_tx, change_seq, tenant_id, id, {kind_param}::smallint, to_jsonb({source})
          FROM {source}"
     )
-}
-
-/// The sixteen column values a write sends, in the order of parameters `$4` to `$19`.
-struct WriteValues {
-    button_id: String,
-    client_id: String,
-    caller_number: String,
-    called_number: String,
-    tracking_number: String,
-    number_digits: String,
-    start_local: NaiveDateTime,
-    start_zone: &'static str,
-    start_time: DateTime<Utc>,
-    end_time: DateTime<Utc>,
-    duration_micros: i64,
-    status: i16,
-    external_id: String,
-    call_type: i16,
-    record_mime_type: String,
-    record_url: String,
-}
-
-impl WriteValues {
-    fn new(fields: &CallFields) -> Result<Self, Error> {
-        let start_time = fields
-            .start
-            .instant()
-            .map_err(|description| Error::invalid("call.start.date_time", description))?;
-        let duration = chrono::TimeDelta::from_std(fields.duration)
-            .map_err(|_| Error::invalid("call.duration", "is too long"))?;
-        let record = fields.record.clone().unwrap_or(CallRecord {
-            mime_type: String::new(),
-            url: String::new(),
-        });
-        Ok(WriteValues {
-            button_id: fields.button_id.clone(),
-            client_id: fields.client_id.clone(),
-            caller_number: fields.caller_number.as_str().to_owned(),
-            called_number: fields.called_number.as_str().to_owned(),
-            tracking_number: fields
-                .tracking_number
-                .as_ref()
-                .map(|number| number.as_str().to_owned())
-                .unwrap_or_default(),
-            number_digits: fields.number_digits(),
-            start_local: fields.start.local,
-            start_zone: fields.start.zone.name(),
-            start_time,
-            end_time: start_time + duration,
-            duration_micros: duration.num_microseconds().unwrap_or(i64::MAX),
-            status: fields.status.map_or(0, status_code),
-            external_id: fields.external_id.clone(),
-            call_type: fields.call_type.map_or(0, call_type_code),
-            record_mime_type: record.mime_type,
-            record_url: record.url,
-        })
-    }
-
-    fn params(&self) -> [&(dyn ToSql + Sync); 16] {
-        [
-            &self.button_id,
-            &self.client_id,
-            &self.caller_number,
-            &self.called_number,
-            &self.tracking_number,
-            &self.number_digits,
-            &self.start_local,
-            &self.start_zone,
-            &self.start_time,
-            &self.end_time,
-            &self.duration_micros,
-            &self.status,
-            &self.external_id,
-            &self.call_type,
-            &self.record_mime_type,
-            &self.record_url,
-        ]
-    }
-}
-
-/// A `calls` row as `to_jsonb` renders it (the change log stores the same shape).
-#[derive(Debug, Deserialize)]
-struct CallRow {
-    id: Uuid,
-    button_id: String,
-    client_id: String,
-    caller_number: String,
-    called_number: String,
-    tracking_number: String,
-    start_local: NaiveDateTime,
-    start_zone: String,
-    start_time: DateTime<Utc>,
-    duration_micros: i64,
-    status: i16,
-    external_id: String,
-    call_type: i16,
-    record_mime_type: String,
-    record_url: String,
-    version: i64,
-    create_time: DateTime<Utc>,
-    update_time: DateTime<Utc>,
-    delete_time: Option<DateTime<Utc>>,
-    change_tx: i64,
-    change_seq: i64,
-}
-
-/// Decodes a call stored as JSON, with the position of its latest change.
-/// Decodes the call stored as JSON in column `index`, with the position of its latest change.
-/// The JSON goes straight into [`CallRow`], without an intermediate `serde_json::Value`.
-pub(super) fn decode_call(
-    row: &tokio_postgres::Row,
-    index: usize,
-) -> Result<(Call, Position), Error> {
-    let Json(row): Json<CallRow> = row.try_get(index)?;
-    let zone = row.start_zone.parse().map_err(|_| {
-        Error::Internal(anyhow::anyhow!(
-            "stored call has unknown zone {}",
-            row.start_zone
-        ))
-    })?;
-    let fields = CallFields {
-        button_id: row.button_id,
-        client_id: row.client_id,
-        caller_number: PhoneNumber::from_stored(row.caller_number),
-        called_number: PhoneNumber::from_stored(row.called_number),
-        tracking_number: (!row.tracking_number.is_empty())
-            .then(|| PhoneNumber::from_stored(row.tracking_number)),
-        start: CallStart {
-            local: row.start_local,
-            zone,
-        },
-        duration: std::time::Duration::from_micros(u64::try_from(row.duration_micros).unwrap_or(0)),
-        status: status_from_code(row.status),
-        external_id: row.external_id,
-        call_type: call_type_from_code(row.call_type),
-        record: (!row.record_mime_type.is_empty() || !row.record_url.is_empty()).then_some(
-            CallRecord {
-                mime_type: row.record_mime_type,
-                url: row.record_url,
-            },
-        ),
-    };
-    let call = Call {
-        id: row.id,
-        fields,
-        start_time: row.start_time,
-        create_time: row.create_time,
-        update_time: row.update_time,
-        version: row.version,
-        delete_time: row.delete_time,
-    };
-    let position = Position {
-        tx: row.change_tx,
-        seq: row.change_seq,
-    };
-    Ok((call, position))
-}
-
-// Stored codes equal the proto enum numbers, so the two can never drift apart silently.
-const STATUSES: [(CallStatus, i16); 6] = [
-    (CallStatus::Completed, 1),
-    (CallStatus::NoAnswered, 2),
-    (CallStatus::Message, 3),
-    (CallStatus::WrongNumber, 4),
-    (CallStatus::Busy, 5),
-    (CallStatus::Abandoned, 6),
-];
-const CALL_TYPES: [(CallType, i16); 2] = [(CallType::ClickToCall, 1), (CallType::CallTracking, 2)];
-
-fn status_code(status: CallStatus) -> i16 {
-    STATUSES
-        .iter()
-        .find(|(known, _)| *known == status)
-        .map_or(0, |(_, code)| *code)
-}
-
-fn status_from_code(code: i16) -> Option<CallStatus> {
-    STATUSES
-        .iter()
-        .find(|(_, known)| *known == code)
-        .map(|(status, _)| *status)
-}
-
-fn call_type_code(call_type: CallType) -> i16 {
-    CALL_TYPES
-        .iter()
-        .find(|(known, _)| *known == call_type)
-        .map_or(0, |(_, code)| *code)
-}
-
-fn call_type_from_code(code: i16) -> Option<CallType> {
-    CALL_TYPES
-        .iter()
-        .find(|(_, known)| *known == code)
-        .map(|(call_type, _)| *call_type)
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{calls::decode_call, Store};
+use super::{call_rows::decode_call, Store};
 use crate::{
     domain::Call,
     feed::{Cursor, Position},

@@ -10,7 +10,7 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::{
-    calls::decode_call,
+    call_rows::decode_call,
     changes::BARRIER_CTE,
     watches::{decode_watch, WATCH_COLUMNS},
     Store, Watch,

@@ -2,6 +2,7 @@
 //!
 //! Nothing here knows about gRPC: functions take and return domain types and [`Error`].
 
+mod call_rows;
 mod calls;
 mod changes;
 mod deliveries;
