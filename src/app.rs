@@ -38,6 +38,8 @@ pub struct Application {
     settings: ServeSettings,
     store: Store,
     listener: TcpListener,
+    /// Where `listener` is bound (the real port when configured with port 0).
+    address: SocketAddr,
     api: CallApi,
     watch_api: WatchApi,
     feed: Feed,
@@ -62,6 +64,7 @@ impl Application {
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let address = listener.local_addr()?;
         let sealer = TokenSealer::new(store.shared_secret(TOKEN_SECRET_NAME).await?);
         let authenticator = Authenticator::new(store.clone(), settings.auth_cache_ttl);
         let background = TaskTracker::new();
@@ -98,6 +101,7 @@ impl Application {
             settings,
             store,
             listener,
+            address,
             api,
             watch_api,
             feed,
@@ -109,9 +113,7 @@ impl Application {
 
     /// The address the gRPC server listens on (the real port when configured with port 0).
     pub fn grpc_address(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.address
     }
 
     /// Serves until `shutdown` resolves, then drains and stops.
