@@ -153,15 +153,7 @@ async fn metrics_expose_rpcs_pool_streams_and_build_info_and_a_left_stream_is_fr
         .await
         .unwrap();
 
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let body = loop {
-        let body = scrape(&server.metrics).await;
-        if body.contains("callsd_watch_streams 1") || Instant::now() > deadline {
-            break body;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    for series in [
+    let expected = [
         "grpc_server_started_total{",
         "grpc_server_handled_total{",
         "grpc_server_handling_seconds_bucket{",
@@ -174,7 +166,18 @@ async fn metrics_expose_rpcs_pool_streams_and_build_info_and_a_left_stream_is_fr
         "callsd_db_pool_connections",
         "callsd_db_pool_wait_seconds",
         "callsd_build_info{version=",
-    ] {
+    ];
+    // Gauges are refreshed on their own schedule (health checks, stream tasks): a loaded
+    // machine can take a while, so wait for all of them before asserting.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let body = loop {
+        let body = scrape(&server.metrics).await;
+        if expected.iter().all(|series| body.contains(series)) || Instant::now() > deadline {
+            break body;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for series in expected {
         assert!(body.contains(series), "/metrics lacks {series}:\n{body}");
     }
 
