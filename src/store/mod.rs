@@ -8,15 +8,14 @@ mod changes;
 mod deliveries;
 mod errors;
 mod migrate;
+mod pool;
 mod secrets;
 mod tenants;
 mod watches;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
-use std::sync::Arc;
-
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod, Runtime};
 use futures::{
     stream::{poll_fn, BoxStream},
     StreamExt,
@@ -33,6 +32,7 @@ pub use tenants::{ApiKeyCreated, Tenant};
 pub use watches::{CryptoKey, OAuth2Settings, Watch, WatchMethod, WatchSettings};
 
 use crate::Error;
+use pool::{Pool, PooledClient, VerifyingManager};
 
 /// How the service talks to PostgreSQL.
 #[derive(Debug, Clone)]
@@ -68,7 +68,7 @@ pub fn apply_settings(config: &mut tokio_postgres::Config, settings: &PoolSettin
         ));
 }
 
-/// The service's handle on the database: a pool of verified connections.
+/// The service's handle on the database: a pool of connections, verified after idling.
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
@@ -109,13 +109,13 @@ fn tls_for(config: &tokio_postgres::Config) -> Result<Option<MakeRustlsConnect>,
 impl Store {
     pub fn new(config: tokio_postgres::Config, settings: &PoolSettings) -> Result<Self, Error> {
         let manager_config = ManagerConfig {
-            recycling_method: RecyclingMethod::Verified,
+            recycling_method: RecyclingMethod::Fast,
         };
         let manager = match tls_for(&config)? {
             Some(tls) => Manager::from_config(config.clone(), tls, manager_config),
             None => Manager::from_config(config.clone(), NoTls, manager_config),
         };
-        let pool = Pool::builder(manager)
+        let pool = Pool::builder(VerifyingManager::new(manager))
             .max_size(settings.max_size)
             .wait_timeout(Some(settings.acquire_timeout))
             .create_timeout(Some(settings.connect_timeout))
@@ -147,7 +147,7 @@ impl Store {
     }
 
     /// A pooled connection; a pool or connect failure is `DatabaseUnavailable`.
-    pub async fn client(&self) -> Result<Object, Error> {
+    pub async fn client(&self) -> Result<PooledClient, Error> {
         let started = std::time::Instant::now();
         let client = self
             .pool
