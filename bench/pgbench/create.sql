@@ -24,4 +24,8 @@ WITH inserted AS (
 ), logged AS (INSERT INTO change_log (change_tx, change_seq, tenant_id, call_id, kind, call)
      SELECT change_tx, change_seq, tenant_id, id, 1::smallint, to_jsonb(inserted)
      FROM inserted)
-SELECT to_jsonb(inserted) FROM inserted;
+SELECT id, button_id, client_id, caller_number, called_number,
+    tracking_number, start_local, start_zone, start_time, duration_micros, status, external_id,
+    call_type, record_mime_type, record_url, version, create_time, update_time, delete_time,
+    change_tx, change_seq
+  FROM inserted;

@@ -2,9 +2,10 @@
 -- the new status (+ change-log row + NOTIFY). The read also returns the columns as variables.
 \set n random(1, :seeded)
 \set status random(1, 6)
-SELECT to_jsonb(c) AS call, version, button_id, client_id, caller_number, called_number,
-    tracking_number, number_digits, start_local, start_zone, start_time, end_time,
-    duration_micros, external_id, call_type, record_mime_type, record_url FROM calls c
+SELECT id, button_id, client_id, caller_number, called_number, tracking_number, number_digits,
+    start_local, start_zone, start_time, end_time, duration_micros, status AS old_status,
+    external_id, call_type, record_mime_type, record_url, version, create_time, update_time,
+    delete_time, change_tx, change_seq FROM calls
  WHERE tenant_id = :tenant AND id = ('01900000-0000-7000-8000-' || lpad(:n::text, 12, '0'))::uuid
    AND delete_time IS NULL \gset
 WITH updated AS (
@@ -24,4 +25,8 @@ WITH updated AS (
 ), logged AS (INSERT INTO change_log (change_tx, change_seq, tenant_id, call_id, kind, call)
      SELECT change_tx, change_seq, tenant_id, id, 2::smallint, to_jsonb(updated)
      FROM updated)
-SELECT to_jsonb(updated) FROM updated;
+SELECT id, button_id, client_id, caller_number, called_number,
+    tracking_number, start_local, start_zone, start_time, duration_micros, status, external_id,
+    call_type, record_mime_type, record_url, version, create_time, update_time, delete_time,
+    change_tx, change_seq
+  FROM updated;

@@ -1,15 +1,15 @@
 //! Calls: single-statement writes that record their change in the change log, and reads.
 //!
 //! Each write is one statement (a data-modifying CTE), so the call row and its change-log row
-//! commit together in one round trip. Every row is read back as `to_jsonb(row)`, the same shape
-//! the change log stores, so one decoder serves both.
+//! commit together in one round trip. Reads and writes return the call as its
+//! [`CALL_COLUMNS`]; the change log keeps a `to_jsonb` copy of the row.
 
 use chrono::{DateTime, Utc};
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::{
-    call_rows::{decode_call, WriteValues},
+    call_rows::{decode_call_columns, WriteValues, CALL_COLUMNS},
     changes::{cursor_from_row, ChangeKind, SEEN_COLUMNS, SEEN_CTE},
     Store,
 };
@@ -95,7 +95,7 @@ impl Store {
                     ON CONFLICT (tenant_id, request_id) WHERE request_id IS NOT NULL DO NOTHING
                     RETURNING *
                 ), logged AS ({})
-                SELECT to_jsonb(inserted) FROM inserted",
+                SELECT {CALL_COLUMNS} FROM inserted",
                 log_change("inserted", "$20")
             ))
             .await?;
@@ -106,32 +106,34 @@ impl Store {
         params.extend(values.params());
         params.push(&kind);
         if let Some(row) = client.query_opt(&statement, &params).await? {
-            return decode_call(&row, 0).map(|(call, _)| call);
+            return decode_call_columns(&row, 0).map(|(call, _)| call);
         }
         // The insert was skipped: this request_id was seen before. Return its call.
         let row = client
             .query_one(
-                "SELECT to_jsonb(c) FROM calls c WHERE tenant_id = $1 AND request_id = $2",
+                &format!(
+                    "SELECT {CALL_COLUMNS} FROM calls WHERE tenant_id = $1 AND request_id = $2"
+                ),
                 &[&tenant_id, &request_id],
             )
             .await?;
-        decode_call(&row, 0).map(|(call, _)| call)
+        decode_call_columns(&row, 0).map(|(call, _)| call)
     }
 
     #[tracing::instrument(skip(self))]
     pub async fn get_call(&self, tenant_id: Uuid, id: Uuid) -> Result<Call, Error> {
         let client = self.client().await?;
         let statement = client
-            .prepare_cached(
-                "SELECT to_jsonb(c) FROM calls c
-                 WHERE tenant_id = $1 AND id = $2 AND delete_time IS NULL",
-            )
+            .prepare_cached(&format!(
+                "SELECT {CALL_COLUMNS} FROM calls
+                 WHERE tenant_id = $1 AND id = $2 AND delete_time IS NULL"
+            ))
             .await?;
         let row = client
             .query_opt(&statement, &[&tenant_id, &id])
             .await?
             .ok_or(Error::NotFound { resource: "call" })?;
-        decode_call(&row, 0).map(|(call, _)| call)
+        decode_call_columns(&row, 0).map(|(call, _)| call)
     }
 
     /// Replaces a call's fields with `change(current)`, retrying when another writer changes
@@ -158,7 +160,7 @@ impl Store {
                     WHERE tenant_id = $1 AND id = $2 AND version = $3 AND delete_time IS NULL
                     RETURNING *
                 ), logged AS ({})
-                SELECT to_jsonb(updated) FROM updated",
+                SELECT {CALL_COLUMNS} FROM updated",
                 log_change("updated", "$20")
             ))
             .await?;
@@ -173,7 +175,7 @@ impl Store {
             params.extend(values.params());
             params.push(&kind);
             if let Some(row) = client.query_opt(&statement, &params).await? {
-                return decode_call(&row, 0).map(|(call, _)| call);
+                return decode_call_columns(&row, 0).map(|(call, _)| call);
             }
         }
         Err(Error::Internal(anyhow::anyhow!(
@@ -200,7 +202,7 @@ impl Store {
                         AND ($3::bigint IS NULL OR version = $3)
                     RETURNING *
                 ), logged AS ({})
-                SELECT to_jsonb(deleted) FROM deleted",
+                SELECT {CALL_COLUMNS} FROM deleted",
                 log_change("deleted", "$4")
             ))
             .await?;
@@ -217,7 +219,7 @@ impl Store {
             .query_opt(&statement, &[&tenant_id, &id, &expected_version, &kind])
             .await?
         {
-            return decode_call(&row, 0).map(|(call, _)| call);
+            return decode_call_columns(&row, 0).map(|(call, _)| call);
         }
         // Nothing deleted: either there is no such live call, or its etag moved on.
         self.get_call(tenant_id, id).await?;
@@ -281,7 +283,7 @@ impl Store {
         let sql = format!(
             "WITH barrier AS (SELECT COALESCE($2::bigint,
                  pg_snapshot_xmin(pg_current_snapshot())::text::bigint) AS tx), {SEEN_CTE}
-             SELECT (SELECT tx FROM barrier), {SEEN_COLUMNS}, to_jsonb(c) FROM calls c
+             SELECT (SELECT tx FROM barrier), {SEEN_COLUMNS}, {CALL_COLUMNS} FROM calls c
              WHERE {} ORDER BY {order} LIMIT $3",
             conditions.sql.join(" AND ")
         );
@@ -299,7 +301,7 @@ impl Store {
         let calls = rows
             .iter()
             .take(query.limit)
-            .map(|row| decode_call(row, 3))
+            .map(|row| decode_call_columns(row, 3))
             .collect::<Result<_, _>>()?;
         Ok(CallPage {
             calls,

@@ -5,7 +5,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{call_rows::decode_call, Store};
+use super::{call_rows::decode_call_json, Store};
 use crate::{
     domain::Call,
     feed::{Cursor, Position},
@@ -142,7 +142,7 @@ impl Store {
             let kind = ChangeKind::from_code(kind_code).ok_or_else(|| {
                 Error::Internal(anyhow::anyhow!("unknown change kind {kind_code}"))
             })?;
-            let (call, _) = decode_call(row, 5)?;
+            let (call, _) = decode_call_json(row, 5)?;
             records.push(ChangeRecord {
                 position: Position {
                     tx,

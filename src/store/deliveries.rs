@@ -10,7 +10,7 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::{
-    call_rows::decode_call,
+    call_rows::decode_call_json,
     changes::BARRIER_CTE,
     watches::{decode_watch, WATCH_COLUMNS},
     Store, Watch,
@@ -324,7 +324,7 @@ impl Store {
                 &[&tenant_id, &call_id, &position.tx, &position.seq],
             )
             .await?;
-        row.map(|row| decode_call(&row, 0).map(|(call, _)| call))
+        row.map(|row| decode_call_json(&row, 0).map(|(call, _)| call))
             .transpose()
     }
 }
