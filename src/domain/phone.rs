@@ -52,6 +52,10 @@ impl PhoneNumber {
         &self.0
     }
 
+    pub fn into_string(self) -> String {
+        self.0
+    }
+
     /// The digits alone: `+33 6 12-34` gives `3361234`.
     pub fn digits(&self) -> String {
         digits_of(&self.0)

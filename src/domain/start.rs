@@ -7,7 +7,7 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, Datelike, LocalResult, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, LocalResult, NaiveDateTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 
 use crate::Error;
@@ -56,9 +56,34 @@ impl CallStart {
         }
     }
 
-    /// The local time as the seed writes it: `2026-11-27T09:30:00`, fractions when present.
+    /// The local time as the seed writes it: `2026-11-27T09:30:00`, fractions when present
+    /// (3, 6 or 9 digits, as chrono's `%.f`). Written by hand: chrono's format strings are
+    /// parsed on every call and were a tenth of the server's time rendering a page of calls.
     pub fn date_time_text(&self) -> String {
-        self.local.format("%Y-%m-%dT%H:%M:%S%.f").to_string()
+        use std::fmt::Write;
+        let (date, time) = (self.local.date(), self.local.time());
+        // chrono keeps a leap second as nanoseconds past 1e9 in second 59.
+        let (second, nanos) = match time.nanosecond() {
+            nanos if nanos >= 1_000_000_000 => (60, nanos - 1_000_000_000),
+            nanos => (time.second(), nanos),
+        };
+        let mut text = String::with_capacity(29);
+        let _ = write!(
+            text,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{second:02}",
+            date.year(),
+            date.month(),
+            date.day(),
+            time.hour(),
+            time.minute(),
+        );
+        let _ = match nanos {
+            0 => Ok(()),
+            nanos if nanos % 1_000_000 == 0 => write!(text, ".{:03}", nanos / 1_000_000),
+            nanos if nanos % 1_000 == 0 => write!(text, ".{:06}", nanos / 1_000),
+            nanos => write!(text, ".{nanos:09}"),
+        };
+        text
     }
 }
 
@@ -118,6 +143,30 @@ mod tests {
             start.instant().unwrap().to_rfc3339(),
             "2026-11-28T04:30:00+00:00"
         );
+    }
+
+    #[test]
+    fn date_time_text_matches_chrono_formatting() {
+        let date = chrono::NaiveDate::from_ymd_opt(987, 3, 4).unwrap();
+        for nanos in [
+            0,
+            250_000_000,
+            1_000,
+            123_456_000,
+            7,
+            999_999_999,
+            1_500_000_000,
+        ] {
+            let local = date.and_hms_nano_opt(23, 59, 59, nanos).unwrap();
+            let start = CallStart {
+                local,
+                zone: Tz::UTC,
+            };
+            assert_eq!(
+                start.date_time_text(),
+                local.format("%Y-%m-%dT%H:%M:%S%.f").to_string()
+            );
+        }
     }
 
     #[test]

@@ -70,7 +70,7 @@ impl CallService for CallApi {
                 .await?;
             tracing::info!(call_id = %call.id, tenant = %tenant.name, "call created");
             Ok(pb::CreateCallResponse {
-                call: Some(convert::call_to_proto(&call)),
+                call: Some(convert::call_to_proto(call)),
             })
         })
         .await
@@ -85,7 +85,7 @@ impl CallService for CallApi {
             let id = convert::call_id("id", &request.get_ref().id)?;
             let call = self.store.get_call(tenant.id, id).await?;
             Ok(pb::GetCallResponse {
-                call: Some(convert::call_to_proto(&call)),
+                call: Some(convert::call_to_proto(call)),
             })
         })
         .await
@@ -108,14 +108,14 @@ impl CallService for CallApi {
             let call = self
                 .store
                 .update_call(tenant.id, id, expected_etag, |current| {
-                    let mut merged = convert::call_to_proto(current);
+                    let mut merged = convert::call_to_proto(current.clone());
                     super::update_mask::apply(&mut merged, patch, &paths);
                     convert::call_fields(&merged, tenant.time_zone)
                 })
                 .await?;
             tracing::info!(call_id = %call.id, tenant = %tenant.name, "call updated");
             Ok(pb::UpdateCallResponse {
-                call: Some(convert::call_to_proto(&call)),
+                call: Some(convert::call_to_proto(call)),
             })
         })
         .await

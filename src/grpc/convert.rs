@@ -209,7 +209,7 @@ fn record(record: Option<&pb::CallRecord>) -> Result<Option<CallRecord>, Error> 
 }
 
 /// A call as clients see it; tombstones carry only their identity and deletion time.
-pub fn call_to_proto(call: &Call) -> pb::Call {
+pub fn call_to_proto(call: Call) -> pb::Call {
     if let Some(delete_time) = call.delete_time {
         return pb::Call {
             id: call.id.to_string(),
@@ -220,17 +220,17 @@ pub fn call_to_proto(call: &Call) -> pb::Call {
             ..pb::Call::default()
         };
     }
-    let fields = &call.fields;
+    let etag = call.etag();
+    let fields = call.fields;
     pb::Call {
         id: call.id.to_string(),
-        button_id: fields.button_id.clone(),
-        client_id: fields.client_id.clone(),
-        caller_number: fields.caller_number.as_str().to_owned(),
-        called_number: fields.called_number.as_str().to_owned(),
+        button_id: fields.button_id,
+        client_id: fields.client_id,
+        caller_number: fields.caller_number.into_string(),
+        called_number: fields.called_number.into_string(),
         tracking_number: fields
             .tracking_number
-            .as_ref()
-            .map(|number| number.as_str().to_owned())
+            .map(PhoneNumber::into_string)
             .unwrap_or_default(),
         start: Some(pb::CallStart {
             date_time: fields.start.date_time_text(),
@@ -250,20 +250,20 @@ pub fn call_to_proto(call: &Call) -> pb::Call {
                 CallStatus::Busy => pb::CallStatus::Busy,
                 CallStatus::Abandoned => pb::CallStatus::Abandoned,
             }) as i32,
-        external_id: fields.external_id.clone(),
+        external_id: fields.external_id,
         r#type: fields
             .call_type
             .map_or(pb::CallType::Unspecified, |call_type| match call_type {
                 CallType::ClickToCall => pb::CallType::ClickToCall,
                 CallType::CallTracking => pb::CallType::CallTracking,
             }) as i32,
-        record: fields.record.as_ref().map(|record| pb::CallRecord {
-            mime_type: record.mime_type.clone(),
-            url: record.url.clone(),
+        record: fields.record.map(|record| pb::CallRecord {
+            mime_type: record.mime_type,
+            url: record.url,
         }),
         create_time: Some(timestamp(call.create_time)),
         update_time: Some(timestamp(call.update_time)),
-        etag: call.etag(),
+        etag,
         deleted: false,
         delete_time: None,
         start_time: Some(timestamp(call.start_time)),

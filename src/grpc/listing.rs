@@ -151,7 +151,7 @@ pub async fn list_calls(
     Ok(pb::ListCallsResponse {
         calls: page
             .calls
-            .iter()
+            .into_iter()
             .map(|(call, _)| convert::call_to_proto(call))
             .collect(),
         next_page_token,
