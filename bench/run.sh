@@ -12,6 +12,7 @@
 # IDLE_STREAMS, CALLSD_DB_POOL_SIZE, CALLSD_MAX_IN_FLIGHT, BENCH_DB, PGHOST, PGPORT, PGUSER.
 # Needs: cargo, PostgreSQL 15 at PGHOST:PGPORT (trust auth), psql and pgbench
 # (Debian: apt-get install postgresql-client-15 postgresql-15; pgbench ships with the server).
+# Optional: h2load and nghttp (apt-get install nghttp2-client) for the C-client figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -114,6 +115,37 @@ field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 
 declare -A PG SVC
 : >"$OUT/service.txt"
+echo "== ping: grpc.health.v1.Health/Check, no database work (gRPC's own ceiling here)"
+SVC[ping]=$(service_run ping)
+echo "   service $(field rps "${SVC[ping]}") req/s"
+H2LOAD_PING=- H2LOAD_GET=-
+if command -v h2load >/dev/null 2>&1; then
+    # h2load is a C client, as light as pgbench's: the same calls without our client's CPU.
+    printf '\0\0\0\0\0' >"$OUT/ping.grpc"
+    python3 -c 'import struct, sys
+id = b"01900000-0000-7000-8000-000000012345"
+message = b"\x0a" + bytes([len(id)]) + id
+sys.stdout.buffer.write(b"\x00" + struct.pack(">I", len(message)) + message)' >"$OUT/get.grpc"
+    h2load_rps() { # path, body file
+        h2load -D "$DURATION" --warm-up-time "$WARMUP" -c "$CONNECTIONS" \
+            -m $((CONCURRENCY / CONNECTIONS)) -H 'content-type: application/grpc' \
+            -H 'te: trailers' -H "authorization: Bearer $KEY" -d "$2" \
+            "http://127.0.0.1:$PORT_A$1" >"$OUT/h2load-$(basename "$2" .grpc).txt" 2>&1
+        sed -n 's/^finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p' "$OUT/h2load-$(basename "$2" .grpc).txt"
+    }
+    H2LOAD_PING=$(h2load_rps /grpc.health.v1.Health/Check "$OUT/ping.grpc")
+    H2LOAD_GET=$(h2load_rps /calls.v1.CallService/GetCall "$OUT/get.grpc")
+    # h2load counts HTTP statuses; a gRPC error is HTTP 200 too, so check one answer's status.
+    if ! nghttp -H 'content-type: application/grpc' -H 'te: trailers' \
+        -H "authorization: Bearer $KEY" -d "$OUT/get.grpc" -v \
+        "http://127.0.0.1:$PORT_A/calls.v1.CallService/GetCall" 2>&1 | grep -aq 'grpc-status: 0'; then
+        echo "   h2load's GetCall does not succeed (see nghttp); its figure is dropped" >&2
+        H2LOAD_GET=-
+    fi
+    echo "   h2load: ping $H2LOAD_PING req/s, get (one id) $H2LOAD_GET req/s"
+else
+    echo "   (h2load not installed: apt-get install nghttp2-client for the C-client figures)"
+fi
 for workload in get list search create update; do
     echo "== $workload (load $(cut -d' ' -f1 /proc/loadavg))"
     PG[$workload]=$(pgbench_run "$workload" "$workload.sql")
@@ -174,6 +206,12 @@ for workload in create get list search update mixed list-deep; do
         "$(field p50_ms "$line")" "$(field p99_ms "$line")" "$(field error_codes "$line")"
 done
 echo
+PING_RPS=$(field rps "${SVC[ping]}")
+echo "gRPC ceiling (Health/Check, no database): callsd-bench $PING_RPS req/s, h2load $H2LOAD_PING req/s"
+echo "get bound if gRPC's CPU and PostgreSQL's add up, 1 / (1/ping + 1/pgbench get): $(awk -v a="$PING_RPS" -v b="${PG[get]}" 'BEGIN { printf "%.0f req/s = %.2f of pgbench", 1 / (1 / a + 1 / b), 1 / (1 / a + 1 / b) / b }')"
+if [[ $H2LOAD_GET != - ]]; then
+    echo "get through h2load (a C client like pgbench's; one id): $H2LOAD_GET req/s = $(awk -v s="$H2LOAD_GET" -v p="${PG[get]}" 'BEGIN { printf "%.2f", s / p }') of pgbench"
+fi
 echo "search: digit grams ${PG[search]} tps vs plain pg_trgm ${PG[search-trgm]} tps (pgbench, same 6-digit searches): $(awk -v a="${PG[search]}" -v b="${PG[search-trgm]}" 'BEGIN { printf "%.1fx", a / b }')"
 echo "list-deep p50 / list p50: $(awk -v a="$(field p50_ms "${SVC[list-deep]}")" -v b="$(field p50_ms "${SVC[list]}")" 'BEGIN { printf "%.2f", a / b }')"
 echo "overload (get at ${OVERLOAD_RATE}/s): served $(field rps "${SVC[overload]}")/s, p50 $(field p50_ms "${SVC[overload]}") ms, p99 $(field p99_ms "${SVC[overload]}") ms, errors $(field error_codes "${SVC[overload]}"), not sent $(field not_sent "${SVC[overload]}"), server peak rss $(field peak_rss_mib "${SVC[overload]}") MiB"

@@ -48,7 +48,7 @@ async fn bench_seeds_a_tenant_and_runs_workloads_without_errors() {
             "--key",
             key,
             "--workloads",
-            "get,list,search,create,update,mixed,list-deep",
+            "ping,get,list,search,create,update,mixed,list-deep",
             "--seeded",
             "300",
             "--deep-page",
@@ -70,7 +70,7 @@ async fn bench_seeds_a_tenant_and_runs_workloads_without_errors() {
         .lines()
         .filter(|line| line.starts_with("RESULT "))
         .collect();
-    assert_eq!(results.len(), 7, "one result per workload: {report}");
+    assert_eq!(results.len(), 8, "one result per workload: {report}");
     for result in results {
         assert!(result.contains(" errors=0 "), "{result}");
         assert!(!result.contains(" ok=0 "), "{result}");

@@ -13,8 +13,6 @@ use hdrhistogram::Histogram;
 use tokio::sync::Semaphore;
 use tonic::{transport::Channel, Code, Status};
 
-use callsd::pb::calls::v1::call_service_client::CallServiceClient;
-
 /// What one measured window saw.
 #[derive(Debug)]
 pub struct Stats {
@@ -70,10 +68,7 @@ pub fn code_name(code: Code) -> String {
 }
 
 /// Opens `count` HTTP/2 connections to `address`.
-pub async fn connect(
-    address: &str,
-    count: usize,
-) -> anyhow::Result<Vec<CallServiceClient<Channel>>> {
+pub async fn connect(address: &str, count: usize) -> anyhow::Result<Vec<Channel>> {
     let mut clients = Vec::with_capacity(count);
     for _ in 0..count.max(1) {
         let channel = Channel::from_shared(address.to_owned())?
@@ -81,7 +76,7 @@ pub async fn connect(
             .connect_timeout(Duration::from_secs(5))
             .connect()
             .await?;
-        clients.push(CallServiceClient::new(channel).max_decoding_message_size(64 << 20));
+        clients.push(channel);
     }
     Ok(clients)
 }
@@ -89,14 +84,14 @@ pub async fn connect(
 /// Runs `request` from `concurrency` workers until the warm-up and the measured window are
 /// over; only requests that start inside the window count.
 pub async fn closed_loop<F, Fut>(
-    clients: &[CallServiceClient<Channel>],
+    clients: &[Channel],
     concurrency: usize,
     warmup: Duration,
     duration: Duration,
     request: F,
 ) -> Stats
 where
-    F: Fn(CallServiceClient<Channel>, u64) -> Fut + Clone + Send + 'static,
+    F: Fn(Channel, u64) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = Result<(), Status>> + Send,
 {
     let begin = Instant::now();
@@ -137,7 +132,7 @@ where
 /// Sends `rate` requests a second whatever the answers, at most `max_in_flight` at once, for
 /// the warm-up and the measured window.
 pub async fn open_loop<F, Fut>(
-    clients: &[CallServiceClient<Channel>],
+    clients: &[Channel],
     rate: f64,
     max_in_flight: usize,
     warmup: Duration,
@@ -145,7 +140,7 @@ pub async fn open_loop<F, Fut>(
     request: F,
 ) -> Stats
 where
-    F: Fn(CallServiceClient<Channel>, u64) -> Fut + Clone + Send + 'static,
+    F: Fn(Channel, u64) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = Result<(), Status>> + Send + 'static,
 {
     let begin = Instant::now();

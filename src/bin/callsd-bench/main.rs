@@ -75,7 +75,8 @@ struct RunArgs {
     /// API key of the seeded tenant.
     #[arg(long, env = "CALLSD_BENCH_KEY", hide_env_values = true)]
     key: String,
-    /// Comma-separated: create, get, list, list-deep, search, update, mixed.
+    /// Comma-separated: ping (gRPC health check, no database), create, get, list, list-deep,
+    /// search, update, mixed.
     #[arg(long, value_delimiter = ',', default_value = "get")]
     workloads: Vec<Workload>,
     /// HTTP/2 connections.
@@ -198,7 +199,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     if args.workloads.contains(&Workload::ListDeep) {
         let started = std::time::Instant::now();
         target.deep_page_token =
-            workloads::deep_page_token(&target, &mut clients[0].clone(), args.deep_page).await?;
+            workloads::deep_page_token(&target, clients[0].clone(), args.deep_page).await?;
         eprintln!(
             "walked to page {} in {:.1}s",
             args.deep_page,

@@ -180,7 +180,8 @@ pub async fn run(options: &WatchOptions) -> anyhow::Result<WatchReport> {
         1024,
         options.warmup,
         options.duration,
-        move |mut client, sequence| {
+        move |channel, sequence| {
+            let mut client = CallServiceClient::new(channel);
             let target = target.clone();
             let answers = answers.clone();
             async move {
@@ -245,12 +246,13 @@ pub async fn run(options: &WatchOptions) -> anyhow::Result<WatchReport> {
 }
 
 async fn open_stream(
-    mut client: CallServiceClient<Channel>,
+    channel: Channel,
     key: &str,
 ) -> anyhow::Result<tonic::Streaming<pb::WatchCallsResponse>> {
     let mut request = Request::new(pb::WatchCallsRequest::default());
     request
         .metadata_mut()
         .insert("authorization", format!("Bearer {key}").parse()?);
+    let mut client = CallServiceClient::new(channel);
     Ok(client.watch_calls(request).await?.into_inner())
 }

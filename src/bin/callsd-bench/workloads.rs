@@ -6,6 +6,7 @@ use rand::{rngs::SmallRng, Rng};
 use tonic::{metadata::MetadataValue, transport::Channel, Request, Status};
 
 use callsd::pb::calls::v1::{self as pb, call_service_client::CallServiceClient};
+use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
 
 use crate::data::{seeded_id, CallGenerator};
 
@@ -15,6 +16,8 @@ const PAGE_SIZE: i32 = 50;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Workload {
+    /// `grpc.health.v1.Health/Check`: no database work, so gRPC's own ceiling here.
+    Ping,
     Create,
     Get,
     List,
@@ -29,6 +32,7 @@ impl FromStr for Workload {
 
     fn from_str(name: &str) -> Result<Self, Self::Err> {
         Ok(match name {
+            "ping" => Workload::Ping,
             "create" => Workload::Create,
             "get" => Workload::Get,
             "list" => Workload::List,
@@ -44,6 +48,7 @@ impl FromStr for Workload {
 impl Workload {
     pub fn name(self) -> &'static str {
         match self {
+            Workload::Ping => "ping",
             Workload::Create => "create",
             Workload::Get => "get",
             Workload::List => "list",
@@ -94,9 +99,10 @@ impl Target {
 pub async fn send(
     workload: Workload,
     target: Arc<Target>,
-    mut client: CallServiceClient<Channel>,
+    channel: Channel,
     sequence: u64,
 ) -> Result<(), Status> {
+    let mut client = CallServiceClient::new(channel.clone()).max_decoding_message_size(64 << 20);
     let mut generator = CallGenerator::new(sequence.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xBE7C);
     let workload = match workload {
         Workload::Mixed => match generator.rng().random_range(0..100) {
@@ -108,6 +114,11 @@ pub async fn send(
         other => other,
     };
     match workload {
+        Workload::Ping => {
+            let mut request = Request::new(HealthCheckRequest::default());
+            request.set_timeout(REQUEST_TIMEOUT);
+            HealthClient::new(channel).check(request).await?;
+        }
         Workload::Create => {
             let call = generator.next_call(1_000_000_000 + sequence).to_proto();
             client
@@ -175,9 +186,10 @@ pub async fn send(
 /// the token that fetches it.
 pub async fn deep_page_token(
     target: &Target,
-    client: &mut CallServiceClient<Channel>,
+    channel: Channel,
     depth: usize,
 ) -> anyhow::Result<String> {
+    let mut client = CallServiceClient::new(channel);
     let mut token = String::new();
     for page in 1..depth {
         let response = client
