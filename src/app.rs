@@ -32,6 +32,12 @@ use crate::{
 /// The health service name that stays SERVING while the process runs (liveness probes).
 pub const LIVENESS_SERVICE: &str = "liveness";
 const TOKEN_SECRET_NAME: &str = "token-sealing-key";
+/// Streams one client connection may hold open at once (unary calls and WatchCalls alike);
+/// a client queues the rest itself.
+const MAX_STREAMS_PER_CONNECTION: u32 = 2_000;
+/// The HTTP/2 connection window: 1 MiB, so h2's small-frame budget (half of it) holds a
+/// request frame for every stream allowed (2,000 x 208 bytes = 406 KiB).
+const CONNECTION_WINDOW_BYTES: u32 = 1 << 20;
 
 /// A built, bound, not yet serving application.
 pub struct Application {
@@ -151,6 +157,14 @@ impl Application {
             ))
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            // h2 closes a connection (GOAWAY ENHANCE_YOUR_CALM) once its small DATA frames
+            // not yet read exceed half the connection window; every unary request carries
+            // one. With the 64 KiB default, ~160 requests queued on one connection under
+            // overload were enough, failing every request on it instead of shedding the
+            // excess. Bounding streams per connection and widening the window keeps
+            // MAX_STREAMS_PER_CONNECTION x 208 bytes well under half the window.
+            .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
+            .initial_connection_window_size(Some(CONNECTION_WINDOW_BYTES))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

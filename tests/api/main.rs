@@ -11,5 +11,6 @@ mod feed;
 mod grpcurl;
 mod list;
 mod operations;
+mod overload;
 mod resilience;
 mod webhooks;
