@@ -44,7 +44,12 @@ impl Stats {
                 self.latencies.saturating_record(micros.max(1));
             }
             Err(status) => {
-                *self.errors.entry(code_name(status.code())).or_default() += 1;
+                let count = self.errors.entry(code_name(status.code())).or_default();
+                *count += 1;
+                // A few samples per code say what the counts mean.
+                if *count <= 3 {
+                    eprintln!("error {:?}: {}", status.code(), status.message());
+                }
             }
         }
     }
