@@ -118,7 +118,7 @@ declare -A PG SVC
 echo "== ping: grpc.health.v1.Health/Check, no database work (gRPC's own ceiling here)"
 SVC[ping]=$(service_run ping)
 echo "   service $(field rps "${SVC[ping]}") req/s"
-H2LOAD_PING=- H2LOAD_GET=-
+H2LOAD_PING=- H2LOAD_GET=- H2LOAD_LIST=-
 if command -v h2load >/dev/null 2>&1; then
     # h2load is a C client, as light as pgbench's: the same calls without our client's CPU.
     printf '\0\0\0\0\0' >"$OUT/ping.grpc"
@@ -133,16 +133,25 @@ sys.stdout.buffer.write(b"\x00" + struct.pack(">I", len(message)) + message)' >"
             "http://127.0.0.1:$PORT_A$1" >"$OUT/h2load-$(basename "$2" .grpc).txt" 2>&1
         sed -n 's/^finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p' "$OUT/h2load-$(basename "$2" .grpc).txt"
     }
+    # ListCallsRequest{page_size: 50}: the first page, as the list workload asks for it.
+    printf '\0\0\0\0\2\x08\x32' >"$OUT/list.grpc"
+    grpc_ok() { # path, body file: true when the answer's grpc-status is 0
+        nghttp -H 'content-type: application/grpc' -H 'te: trailers' \
+            -H "authorization: Bearer $KEY" -d "$2" -v "http://127.0.0.1:$PORT_A$1" 2>&1 |
+            grep -aq 'grpc-status: 0'
+    }
     H2LOAD_PING=$(h2load_rps /grpc.health.v1.Health/Check "$OUT/ping.grpc")
-    H2LOAD_GET=$(h2load_rps /calls.v1.CallService/GetCall "$OUT/get.grpc")
-    # h2load counts HTTP statuses; a gRPC error is HTTP 200 too, so check one answer's status.
-    if ! nghttp -H 'content-type: application/grpc' -H 'te: trailers' \
-        -H "authorization: Bearer $KEY" -d "$OUT/get.grpc" -v \
-        "http://127.0.0.1:$PORT_A/calls.v1.CallService/GetCall" 2>&1 | grep -aq 'grpc-status: 0'; then
-        echo "   h2load's GetCall does not succeed (see nghttp); its figure is dropped" >&2
-        H2LOAD_GET=-
-    fi
-    echo "   h2load: ping $H2LOAD_PING req/s, get (one id) $H2LOAD_GET req/s"
+    # h2load counts HTTP statuses; a gRPC error is HTTP 200 too, so check one answer first.
+    declare -A RPC_PATH=([get]=/calls.v1.CallService/GetCall [list]=/calls.v1.CallService/ListCalls)
+    for call in get list; do
+        path=${RPC_PATH[$call]}
+        if grpc_ok "$path" "$OUT/$call.grpc"; then
+            printf -v "H2LOAD_${call^^}" '%s' "$(h2load_rps "$path" "$OUT/$call.grpc")"
+        else
+            echo "   h2load's $call does not succeed (see nghttp); its figure is dropped" >&2
+        fi
+    done
+    echo "   h2load: ping $H2LOAD_PING req/s, get (one id) $H2LOAD_GET req/s, list $H2LOAD_LIST req/s"
 else
     echo "   (h2load not installed: apt-get install nghttp2-client for the C-client figures)"
 fi
@@ -211,6 +220,9 @@ echo "gRPC ceiling (Health/Check, no database): callsd-bench $PING_RPS req/s, h2
 echo "get bound if gRPC's CPU and PostgreSQL's add up, 1 / (1/ping + 1/pgbench get): $(awk -v a="$PING_RPS" -v b="${PG[get]}" 'BEGIN { printf "%.0f req/s = %.2f of pgbench", 1 / (1 / a + 1 / b), 1 / (1 / a + 1 / b) / b }')"
 if [[ $H2LOAD_GET != - ]]; then
     echo "get through h2load (a C client like pgbench's; one id): $H2LOAD_GET req/s = $(awk -v s="$H2LOAD_GET" -v p="${PG[get]}" 'BEGIN { printf "%.2f", s / p }') of pgbench"
+fi
+if [[ $H2LOAD_LIST != - ]]; then
+    echo "list through h2load (receives the page without decoding it, as pgbench does): $H2LOAD_LIST req/s = $(awk -v s="$H2LOAD_LIST" -v p="${PG[list]}" 'BEGIN { printf "%.2f", s / p }') of pgbench"
 fi
 echo "search: digit grams ${PG[search]} tps vs plain pg_trgm ${PG[search-trgm]} tps (pgbench, same 6-digit searches): $(awk -v a="${PG[search]}" -v b="${PG[search-trgm]}" 'BEGIN { printf "%.1fx", a / b }')"
 echo "list-deep p50 / list p50: $(awk -v a="$(field p50_ms "${SVC[list-deep]}")" -v b="$(field p50_ms "${SVC[list]}")" 'BEGIN { printf "%.2f", a / b }')"

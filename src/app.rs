@@ -17,7 +17,7 @@ use crate::{
     auth::Authenticator,
     config::ServeSettings,
     feed::{Feed, FeedSettings},
-    grpc::{CallApi, WatchApi, CALL_SERVICE, WATCH_SERVICE},
+    grpc::{CallApi, InFlightLimit, WatchApi, CALL_SERVICE, WATCH_SERVICE},
     pb::{
         self,
         calls::v1::{
@@ -101,8 +101,20 @@ impl Application {
         )
         .await?;
         webhooks.start(&background, stop_background.clone());
-        let watch_api = WatchApi::new(authenticator.clone(), sealer.clone(), webhooks);
-        let api = CallApi::new(store.clone(), authenticator, sealer, feed.clone());
+        let in_flight = InFlightLimit::new(settings.max_in_flight);
+        let watch_api = WatchApi::new(
+            authenticator.clone(),
+            sealer.clone(),
+            webhooks,
+            in_flight.clone(),
+        );
+        let api = CallApi::new(
+            store.clone(),
+            authenticator,
+            sealer,
+            feed.clone(),
+            in_flight,
+        );
         Ok(Application {
             settings,
             store,
@@ -150,19 +162,14 @@ impl Application {
         let stop_serving = CancellationToken::new();
         let server = Server::builder()
             .tcp_nodelay(true)
-            // Shed load past the in-flight limit (RESOURCE_EXHAUSTED) rather than queue it.
-            .load_shed(true)
-            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-                self.settings.max_in_flight.max(1),
-            ))
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             // h2 closes a connection (GOAWAY ENHANCE_YOUR_CALM) once its small DATA frames
             // not yet read exceed half the connection window; every unary request carries
             // one. With the 64 KiB default, ~160 requests queued on one connection under
-            // overload were enough, failing every request on it instead of shedding the
-            // excess. Bounding streams per connection and widening the window keeps
-            // MAX_STREAMS_PER_CONNECTION x 208 bytes well under half the window.
+            // overload were enough. Bounding streams per connection and widening the window
+            // keeps MAX_STREAMS_PER_CONNECTION x 208 bytes under half the window. (The
+            // in-flight limit is in the handlers for the same reason: see InFlightLimit.)
             .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
             .initial_connection_window_size(Some(CONNECTION_WINDOW_BYTES))
             .add_service(health_service)

@@ -5,7 +5,9 @@ use std::{pin::Pin, time::Instant};
 use futures::Stream;
 use tonic::{Request, Response, Status};
 
-use super::{convert, listing, observe, record_handled, record_started, watch, CALL_SERVICE};
+use super::{
+    convert, listing, observe, record_handled, record_started, watch, InFlightLimit, CALL_SERVICE,
+};
 use crate::{
     auth::Authenticator,
     domain::checked_text,
@@ -25,6 +27,7 @@ pub struct CallApi {
     pub(super) authenticator: Authenticator,
     pub(super) sealer: TokenSealer,
     pub(super) feed: Feed,
+    in_flight: InFlightLimit,
 }
 
 impl CallApi {
@@ -33,12 +36,14 @@ impl CallApi {
         authenticator: Authenticator,
         sealer: TokenSealer,
         feed: Feed,
+        in_flight: InFlightLimit,
     ) -> Self {
         CallApi {
             store,
             authenticator,
             sealer,
             feed,
+            in_flight,
         }
     }
 }
@@ -52,7 +57,7 @@ impl CallService for CallApi {
         &self,
         request: Request<pb::CreateCallRequest>,
     ) -> Result<Response<pb::CreateCallResponse>, Status> {
-        observe(CALL_SERVICE, "CreateCall", async {
+        observe(&self.in_flight, CALL_SERVICE, "CreateCall", async {
             let tenant = self.authenticator.authenticate(request.metadata()).await?;
             let request = request.get_ref();
             let call = request
@@ -80,7 +85,7 @@ impl CallService for CallApi {
         &self,
         request: Request<pb::GetCallRequest>,
     ) -> Result<Response<pb::GetCallResponse>, Status> {
-        observe(CALL_SERVICE, "GetCall", async {
+        observe(&self.in_flight, CALL_SERVICE, "GetCall", async {
             let tenant = self.authenticator.authenticate(request.metadata()).await?;
             let id = convert::call_id("id", &request.get_ref().id)?;
             let call = self.store.get_call(tenant.id, id).await?;
@@ -95,7 +100,7 @@ impl CallService for CallApi {
         &self,
         request: Request<pb::UpdateCallRequest>,
     ) -> Result<Response<pb::UpdateCallResponse>, Status> {
-        observe(CALL_SERVICE, "UpdateCall", async {
+        observe(&self.in_flight, CALL_SERVICE, "UpdateCall", async {
             let tenant = self.authenticator.authenticate(request.metadata()).await?;
             let request = request.get_ref();
             let patch = request
@@ -125,7 +130,7 @@ impl CallService for CallApi {
         &self,
         request: Request<pb::DeleteCallRequest>,
     ) -> Result<Response<pb::DeleteCallResponse>, Status> {
-        observe(CALL_SERVICE, "DeleteCall", async {
+        observe(&self.in_flight, CALL_SERVICE, "DeleteCall", async {
             let tenant = self.authenticator.authenticate(request.metadata()).await?;
             let request = request.get_ref();
             let id = convert::call_id("id", &request.id)?;
@@ -141,7 +146,7 @@ impl CallService for CallApi {
         &self,
         request: Request<pb::ListCallsRequest>,
     ) -> Result<Response<pb::ListCallsResponse>, Status> {
-        observe(CALL_SERVICE, "ListCalls", async {
+        observe(&self.in_flight, CALL_SERVICE, "ListCalls", async {
             let tenant = self.authenticator.authenticate(request.metadata()).await?;
             listing::list_calls(self, &tenant, request.get_ref()).await
         })
@@ -157,15 +162,19 @@ impl CallService for CallApi {
         const METHOD: &str = "WatchCalls";
         let started = Instant::now();
         record_started(CALL_SERVICE, METHOD);
-        let opened = async {
-            let tenant = self.authenticator.authenticate(request.metadata()).await?;
-            watch::open(self, &tenant, request.get_ref()).await
-        }
-        .await;
+        // A stream holds an in-flight slot only while it opens.
+        let opened = match self.in_flight.enter() {
+            Ok(_slot) => async {
+                let tenant = self.authenticator.authenticate(request.metadata()).await?;
+                watch::open(self, &tenant, request.get_ref()).await
+            }
+            .await
+            .map_err(Status::from),
+            Err(status) => Err(status),
+        };
         match opened {
             Ok(stream) => Ok(Response::new(watch::observed(stream, METHOD, started))),
-            Err(error) => {
-                let status = Status::from(error);
+            Err(status) => {
                 record_handled(CALL_SERVICE, METHOD, status.code(), started);
                 Err(status)
             }

@@ -11,8 +11,9 @@ mod watch_convert;
 mod watch_mask;
 mod watches;
 
-use std::{future::Future, time::Instant};
+use std::{future::Future, sync::Arc, time::Instant};
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Code, Response, Status};
 use tracing::Instrument;
 
@@ -22,9 +23,33 @@ pub use watches::{WatchApi, WATCH_SERVICE};
 /// The gRPC service name, as metrics and health report it.
 pub const CALL_SERVICE: &str = "calls.v1.CallService";
 
-/// Runs one unary RPC inside a span with a request id, and records it in the
-/// `grpc_server_*` metrics under the names go-grpc-prometheus uses.
+/// How many RPCs may run at once in this process (`CALLSD_MAX_IN_FLIGHT`); past it, calls are
+/// refused at once with RESOURCE_EXHAUSTED instead of queueing for the database pool.
+///
+/// Checked in the handler, after tonic has read the request, and not by a tower layer in front
+/// of it: a layer answers before the request body is read, hyper then resets the stream, and
+/// h2 closes a connection that collects too many such resets or unread frames (GOAWAY
+/// ENHANCE_YOUR_CALM), failing every call on it instead of the excess alone.
+#[derive(Debug, Clone)]
+pub struct InFlightLimit(Arc<Semaphore>);
+
+impl InFlightLimit {
+    pub fn new(max_in_flight: usize) -> Self {
+        InFlightLimit(Arc::new(Semaphore::new(max_in_flight.max(1))))
+    }
+
+    /// A slot for one RPC, held until the returned permit drops.
+    fn enter(&self) -> Result<OwnedSemaphorePermit, Status> {
+        self.0.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted("too many requests in flight; retry with backoff")
+        })
+    }
+}
+
+/// Runs one unary RPC inside a span with a request id, within the in-flight limit, and
+/// records it in the `grpc_server_*` metrics under the names go-grpc-prometheus uses.
 async fn observe<T>(
+    in_flight: &InFlightLimit,
     service: &'static str,
     method: &'static str,
     handler: impl Future<Output = Result<T, crate::Error>>,
@@ -33,7 +58,10 @@ async fn observe<T>(
     async move {
         let started = Instant::now();
         record_started(service, method);
-        let result = handler.await.map(Response::new).map_err(Status::from);
+        let result = match in_flight.enter() {
+            Ok(_slot) => handler.await.map(Response::new).map_err(Status::from),
+            Err(status) => Err(status),
+        };
         let code = result.as_ref().err().map_or(Code::Ok, Status::code);
         record_handled(service, method, code, started);
         if let Err(status) = &result {

@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 use super::{
     convert, observe,
     watch_convert::{self, crypto_key_to_proto, delivery_to_proto, watch_to_proto},
-    watch_mask,
+    watch_mask, InFlightLimit,
 };
 use crate::{
     auth::Authenticator,
@@ -29,14 +29,21 @@ pub struct WatchApi {
     authenticator: Authenticator,
     sealer: TokenSealer,
     webhooks: Webhooks,
+    in_flight: InFlightLimit,
 }
 
 impl WatchApi {
-    pub fn new(authenticator: Authenticator, sealer: TokenSealer, webhooks: Webhooks) -> Self {
+    pub fn new(
+        authenticator: Authenticator,
+        sealer: TokenSealer,
+        webhooks: Webhooks,
+        in_flight: InFlightLimit,
+    ) -> Self {
         WatchApi {
             authenticator,
             sealer,
             webhooks,
+            in_flight,
         }
     }
 }
@@ -55,7 +62,7 @@ impl WatchService for WatchApi {
         &self,
         request: Request<pb::CreateWatchRequest>,
     ) -> Result<Response<pb::CreateWatchResponse>, Status> {
-        observe(WATCH_SERVICE, "CreateWatch", async {
+        observe(&self.in_flight, WATCH_SERVICE, "CreateWatch", async {
             let tenant = self.authenticator.authenticate(request.metadata()).await?;
             let watch = request
                 .get_ref()
@@ -82,7 +89,7 @@ impl WatchService for WatchApi {
         &self,
         request: Request<pb::GetWatchRequest>,
     ) -> Result<Response<pb::GetWatchResponse>, Status> {
-        observe(WATCH_SERVICE, "GetWatch", async {
+        observe(&self.in_flight, WATCH_SERVICE, "GetWatch", async {
             let tenant = self.authenticator.authenticate(request.metadata()).await?;
             let id = watch_convert::id("id", &request.get_ref().id, "watch")?;
             let watch = self.webhooks.store.get_watch(tenant.id, id).await?;
@@ -97,7 +104,7 @@ impl WatchService for WatchApi {
         &self,
         request: Request<pb::UpdateWatchRequest>,
     ) -> Result<Response<pb::UpdateWatchResponse>, Status> {
-        observe(WATCH_SERVICE, "UpdateWatch", async {
+        observe(&self.in_flight, WATCH_SERVICE, "UpdateWatch", async {
             let tenant = self.authenticator.authenticate(request.metadata()).await?;
             let request = request.get_ref();
             let patch = request
@@ -141,7 +148,7 @@ impl WatchService for WatchApi {
         &self,
         request: Request<pb::DeleteWatchRequest>,
     ) -> Result<Response<pb::DeleteWatchResponse>, Status> {
-        observe(WATCH_SERVICE, "DeleteWatch", async {
+        observe(&self.in_flight, WATCH_SERVICE, "DeleteWatch", async {
             let tenant = self.authenticator.authenticate(request.metadata()).await?;
             let id = watch_convert::id("id", &request.get_ref().id, "watch")?;
             self.webhooks.store.delete_watch(tenant.id, id).await?;
@@ -155,7 +162,7 @@ impl WatchService for WatchApi {
         &self,
         request: Request<pb::ListWatchesRequest>,
     ) -> Result<Response<pb::ListWatchesResponse>, Status> {
-        observe(WATCH_SERVICE, "ListWatches", async {
+        observe(&self.in_flight, WATCH_SERVICE, "ListWatches", async {
             let tenant = self.authenticator.authenticate(request.metadata()).await?;
             let request = request.get_ref();
             let limit = page_size(request.page_size)?;
@@ -192,7 +199,7 @@ impl WatchService for WatchApi {
         &self,
         request: Request<pb::CreateCryptoKeyRequest>,
     ) -> Result<Response<pb::CreateCryptoKeyResponse>, Status> {
-        observe(WATCH_SERVICE, "CreateCryptoKey", async {
+        observe(&self.in_flight, WATCH_SERVICE, "CreateCryptoKey", async {
             let tenant = self.authenticator.authenticate(request.metadata()).await?;
             let name = crate::domain::checked_text("name", &request.get_ref().name, 256)?;
             let secret = signing::new_key_secret();
@@ -215,7 +222,7 @@ impl WatchService for WatchApi {
         &self,
         request: Request<pb::ListCryptoKeysRequest>,
     ) -> Result<Response<pb::ListCryptoKeysResponse>, Status> {
-        observe(WATCH_SERVICE, "ListCryptoKeys", async {
+        observe(&self.in_flight, WATCH_SERVICE, "ListCryptoKeys", async {
             let tenant = self.authenticator.authenticate(request.metadata()).await?;
             let keys = self.webhooks.store.list_crypto_keys(tenant.id).await?;
             Ok(pb::ListCryptoKeysResponse {
@@ -229,7 +236,7 @@ impl WatchService for WatchApi {
         &self,
         request: Request<pb::DeleteCryptoKeyRequest>,
     ) -> Result<Response<pb::DeleteCryptoKeyResponse>, Status> {
-        observe(WATCH_SERVICE, "DeleteCryptoKey", async {
+        observe(&self.in_flight, WATCH_SERVICE, "DeleteCryptoKey", async {
             let tenant = self.authenticator.authenticate(request.metadata()).await?;
             let id = watch_convert::id("id", &request.get_ref().id, "crypto key")?;
             self.webhooks.store.delete_crypto_key(tenant.id, id).await?;
@@ -243,7 +250,7 @@ impl WatchService for WatchApi {
         &self,
         request: Request<pb::ListDeliveriesRequest>,
     ) -> Result<Response<pb::ListDeliveriesResponse>, Status> {
-        observe(WATCH_SERVICE, "ListDeliveries", async {
+        observe(&self.in_flight, WATCH_SERVICE, "ListDeliveries", async {
             let tenant = self.authenticator.authenticate(request.metadata()).await?;
             let request = request.get_ref();
             let watch_id = watch_convert::id("watch_id", &request.watch_id, "watch")?;
@@ -283,7 +290,7 @@ impl WatchService for WatchApi {
         &self,
         request: Request<pb::RetryDeliveryRequest>,
     ) -> Result<Response<pb::RetryDeliveryResponse>, Status> {
-        observe(WATCH_SERVICE, "RetryDelivery", async {
+        observe(&self.in_flight, WATCH_SERVICE, "RetryDelivery", async {
             let tenant = self.authenticator.authenticate(request.metadata()).await?;
             let id = watch_convert::id("delivery_id", &request.get_ref().delivery_id, "delivery")?;
             let delivery = self.webhooks.store.get_delivery(tenant.id, id).await?;
@@ -305,53 +312,58 @@ impl WatchService for WatchApi {
         &self,
         request: Request<pb::PreviewWatchPayloadRequest>,
     ) -> Result<Response<pb::PreviewWatchPayloadResponse>, Status> {
-        observe(WATCH_SERVICE, "PreviewWatchPayload", async {
-            let tenant = self.authenticator.authenticate(request.metadata()).await?;
-            let request = request.get_ref();
-            let schema = match request.watch_id.as_str() {
-                "" => request.schema.clone(),
-                watch_id => {
-                    let id = watch_convert::id("watch_id", watch_id, "watch")?;
-                    self.webhooks
-                        .store
-                        .get_watch(tenant.id, id)
-                        .await?
-                        .settings
-                        .schema
-                }
-            };
-            let template = match schema.as_str() {
-                "" => None,
-                schema => {
-                    Some(Template::parse(schema).map_err(|error| Error::invalid("schema", error))?)
-                }
-            };
-            let data = match &request.call {
-                None => crate::webhooks::template::sample_call(),
-                Some(call) => {
-                    let fields = convert::call_fields(call, tenant.time_zone)?;
-                    let now = chrono::Utc::now();
-                    let start_time = fields
-                        .start
-                        .instant()
-                        .map_err(|error| Error::invalid("call.start", error))?;
-                    payload::call_json(&Call {
-                        id: uuid::Uuid::parse_str(&call.id).unwrap_or_default(),
-                        fields,
-                        start_time,
-                        create_time: now,
-                        update_time: now,
-                        version: 1,
-                        delete_time: None,
-                    })
-                }
-            };
-            let body = payload::preview(template.as_ref(), data)
-                .map_err(|error| Error::invalid("schema", error))?;
-            Ok(pb::PreviewWatchPayloadResponse {
-                payload: body.to_string(),
-            })
-        })
+        observe(
+            &self.in_flight,
+            WATCH_SERVICE,
+            "PreviewWatchPayload",
+            async {
+                let tenant = self.authenticator.authenticate(request.metadata()).await?;
+                let request = request.get_ref();
+                let schema = match request.watch_id.as_str() {
+                    "" => request.schema.clone(),
+                    watch_id => {
+                        let id = watch_convert::id("watch_id", watch_id, "watch")?;
+                        self.webhooks
+                            .store
+                            .get_watch(tenant.id, id)
+                            .await?
+                            .settings
+                            .schema
+                    }
+                };
+                let template = match schema.as_str() {
+                    "" => None,
+                    schema => Some(
+                        Template::parse(schema).map_err(|error| Error::invalid("schema", error))?,
+                    ),
+                };
+                let data = match &request.call {
+                    None => crate::webhooks::template::sample_call(),
+                    Some(call) => {
+                        let fields = convert::call_fields(call, tenant.time_zone)?;
+                        let now = chrono::Utc::now();
+                        let start_time = fields
+                            .start
+                            .instant()
+                            .map_err(|error| Error::invalid("call.start", error))?;
+                        payload::call_json(&Call {
+                            id: uuid::Uuid::parse_str(&call.id).unwrap_or_default(),
+                            fields,
+                            start_time,
+                            create_time: now,
+                            update_time: now,
+                            version: 1,
+                            delete_time: None,
+                        })
+                    }
+                };
+                let body = payload::preview(template.as_ref(), data)
+                    .map_err(|error| Error::invalid("schema", error))?;
+                Ok(pb::PreviewWatchPayloadResponse {
+                    payload: body.to_string(),
+                })
+            },
+        )
         .await
     }
 }
