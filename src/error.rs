@@ -35,6 +35,8 @@ pub enum Error {
     DatabaseUnavailable(#[source] anyhow::Error),
     #[error("the server is shutting down; reconnect with your last sync token")]
     ShuttingDown,
+    #[error("too many requests in flight; retry with backoff")]
+    Overloaded,
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -58,6 +60,7 @@ impl Error {
             Error::SyncTokenExpired => "SYNC_TOKEN_EXPIRED",
             Error::DatabaseUnavailable(_) => "DATABASE_UNAVAILABLE",
             Error::ShuttingDown => "SHUTTING_DOWN",
+            Error::Overloaded => "OVERLOADED",
             Error::Internal(_) => "INTERNAL",
         }
     }
@@ -70,6 +73,7 @@ impl Error {
             Error::Unauthenticated => Code::Unauthenticated,
             Error::SyncTokenExpired => Code::FailedPrecondition,
             Error::DatabaseUnavailable(_) | Error::ShuttingDown => Code::Unavailable,
+            Error::Overloaded => Code::ResourceExhausted,
             Error::Internal(_) => Code::Internal,
         }
     }

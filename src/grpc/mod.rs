@@ -40,9 +40,10 @@ impl InFlightLimit {
 
     /// A slot for one RPC, held until the returned permit drops.
     fn enter(&self) -> Result<OwnedSemaphorePermit, Status> {
-        self.0.clone().try_acquire_owned().map_err(|_| {
-            Status::resource_exhausted("too many requests in flight; retry with backoff")
-        })
+        self.0
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Status::from(crate::Error::Overloaded))
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use callsd::pb::calls::v1 as pb;
 use tonic::Code;
 
-use crate::helpers::{spawn_app_with, test_settings};
+use crate::helpers::{reason, spawn_app_with, test_settings};
 
 /// A burst of unary calls on one HTTP/2 connection, far past the in-flight limit: each gets
 /// an answer or RESOURCE_EXHAUSTED. With h2's defaults the server closed such a connection
@@ -30,7 +30,15 @@ async fn a_burst_past_the_in_flight_limit_is_shed_call_by_call_on_one_connection
     });
     let mut codes = BTreeMap::<String, usize>::new();
     for result in futures::future::join_all(calls).await {
-        let code = result.map_or_else(|status| status.code(), |_| Code::Ok);
+        let code = result.map_or_else(
+            |status| {
+                if status.code() == Code::ResourceExhausted {
+                    assert_eq!(reason(&status), "OVERLOADED", "{status:?}");
+                }
+                status.code()
+            },
+            |_| Code::Ok,
+        );
         *codes.entry(format!("{code:?}")).or_default() += 1;
     }
 
