@@ -5,6 +5,8 @@
 pub mod calls {
     pub mod v1 {
         tonic::include_proto!("calls.v1");
+        // The servers, generated apart (see build.rs).
+        include!(concat!(env!("OUT_DIR"), "/servers/calls.v1.rs"));
     }
 }
 

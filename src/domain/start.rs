@@ -56,35 +56,41 @@ impl CallStart {
         }
     }
 
-    /// The local time as the seed writes it: `2026-11-27T09:30:00`, fractions when present
-    /// (3, 6 or 9 digits, as chrono's `%.f`). Written by hand: chrono's format strings are
-    /// parsed on every call and were a tenth of the server's time rendering a page of calls.
+    /// The local time as the seed writes it (see [`write_date_time_text`]).
     pub fn date_time_text(&self) -> String {
-        use std::fmt::Write;
-        let (date, time) = (self.local.date(), self.local.time());
-        // chrono keeps a leap second as nanoseconds past 1e9 in second 59.
-        let (second, nanos) = match time.nanosecond() {
-            nanos if nanos >= 1_000_000_000 => (60, nanos - 1_000_000_000),
-            nanos => (time.second(), nanos),
-        };
         let mut text = String::with_capacity(29);
-        let _ = write!(
-            text,
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{second:02}",
-            date.year(),
-            date.month(),
-            date.day(),
-            time.hour(),
-            time.minute(),
-        );
-        let _ = match nanos {
-            0 => Ok(()),
-            nanos if nanos % 1_000_000 == 0 => write!(text, ".{:03}", nanos / 1_000_000),
-            nanos if nanos % 1_000 == 0 => write!(text, ".{:06}", nanos / 1_000),
-            nanos => write!(text, ".{nanos:09}"),
-        };
+        write_date_time_text(&self.local, &mut text);
         text
     }
+}
+
+/// Writes a local time as the seed does: `2026-11-27T09:30:00`, fractions when present (3, 6
+/// or 9 digits, as chrono's `%.f`). Written by hand: chrono's format strings are parsed on
+/// every call and were a tenth of the server's time rendering a page of calls.
+pub fn write_date_time_text(local: &NaiveDateTime, text: &mut String) {
+    use std::fmt::Write;
+    let (date, time) = (local.date(), local.time());
+    // chrono keeps a leap second as nanoseconds past 1e9 in second 59.
+    let (second, nanos) = match time.nanosecond() {
+        nanos if nanos >= 1_000_000_000 => (60, nanos - 1_000_000_000),
+        nanos => (time.second(), nanos),
+    };
+    // Writing to a String cannot fail.
+    let _ = write!(
+        text,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{second:02}",
+        date.year(),
+        date.month(),
+        date.day(),
+        time.hour(),
+        time.minute(),
+    );
+    let _ = match nanos {
+        0 => Ok(()),
+        nanos if nanos % 1_000_000 == 0 => write!(text, ".{:03}", nanos / 1_000_000),
+        nanos if nanos % 1_000 == 0 => write!(text, ".{:06}", nanos / 1_000),
+        nanos => write!(text, ".{nanos:09}"),
+    };
 }
 
 /// Parses an IANA zone name such as `Europe/Paris`.

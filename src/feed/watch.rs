@@ -221,11 +221,18 @@ impl Stream {
                 after: Position::below_barrier(page.barrier),
                 seen: page.seen.clone(),
             });
-            for (call, _) in &page.calls {
-                self.send(FeedEvent::Initial(call.clone())).await?;
+            let calls = match page.calls() {
+                Ok(calls) => calls,
+                Err(error) => return Ok(Err(error)),
+            };
+            for call in &calls {
+                match call.to_call() {
+                    Ok(call) => self.send(FeedEvent::Initial(call)).await?,
+                    Err(error) => return Ok(Err(error)),
+                }
             }
-            match page.calls.last() {
-                Some((last, _)) if page.has_more => {
+            match calls.last() {
+                Some(last) if page.has_more => {
                     query.cursor = ListCursor::Newest {
                         after: Some((last.start_time, last.id)),
                     };

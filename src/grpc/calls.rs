@@ -6,7 +6,8 @@ use futures::Stream;
 use tonic::{Request, Response, Status};
 
 use super::{
-    convert, listing, observe, record_handled, record_started, watch, InFlightLimit, CALL_SERVICE,
+    call_page::EncodedPage, convert, listing, observe, record_handled, record_started, watch,
+    InFlightLimit, CALL_SERVICE,
 };
 use crate::{
     auth::Authenticator,
@@ -145,7 +146,7 @@ impl CallService for CallApi {
     async fn list_calls(
         &self,
         request: Request<pb::ListCallsRequest>,
-    ) -> Result<Response<pb::ListCallsResponse>, Status> {
+    ) -> Result<Response<EncodedPage>, Status> {
         observe(&self.in_flight, CALL_SERVICE, "ListCalls", async {
             let tenant = self.authenticator.authenticate(request.metadata()).await?;
             listing::list_calls(self, &tenant, request.get_ref()).await

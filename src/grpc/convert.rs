@@ -240,23 +240,9 @@ pub fn call_to_proto(call: Call) -> pb::Call {
             seconds: i64::try_from(fields.duration.as_secs()).unwrap_or(i64::MAX),
             nanos: i32::try_from(fields.duration.subsec_nanos()).unwrap_or(0),
         }),
-        status: fields
-            .status
-            .map_or(pb::CallStatus::Unspecified, |status| match status {
-                CallStatus::Completed => pb::CallStatus::Completed,
-                CallStatus::NoAnswered => pb::CallStatus::NoAnswered,
-                CallStatus::Message => pb::CallStatus::Message,
-                CallStatus::WrongNumber => pb::CallStatus::WrongNumber,
-                CallStatus::Busy => pb::CallStatus::Busy,
-                CallStatus::Abandoned => pb::CallStatus::Abandoned,
-            }) as i32,
+        status: status_number(fields.status),
         external_id: fields.external_id,
-        r#type: fields
-            .call_type
-            .map_or(pb::CallType::Unspecified, |call_type| match call_type {
-                CallType::ClickToCall => pb::CallType::ClickToCall,
-                CallType::CallTracking => pb::CallType::CallTracking,
-            }) as i32,
+        r#type: call_type_number(fields.call_type),
         record: fields.record.map(|record| pb::CallRecord {
             mime_type: record.mime_type,
             url: record.url,
@@ -268,6 +254,28 @@ pub fn call_to_proto(call: Call) -> pb::Call {
         delete_time: None,
         start_time: Some(timestamp(call.start_time)),
     }
+}
+
+/// The proto enum number of a call status.
+pub fn status_number(status: Option<CallStatus>) -> i32 {
+    let status = status.map_or(pb::CallStatus::Unspecified, |status| match status {
+        CallStatus::Completed => pb::CallStatus::Completed,
+        CallStatus::NoAnswered => pb::CallStatus::NoAnswered,
+        CallStatus::Message => pb::CallStatus::Message,
+        CallStatus::WrongNumber => pb::CallStatus::WrongNumber,
+        CallStatus::Busy => pb::CallStatus::Busy,
+        CallStatus::Abandoned => pb::CallStatus::Abandoned,
+    });
+    status as i32
+}
+
+/// The proto enum number of a call type.
+pub fn call_type_number(call_type: Option<CallType>) -> i32 {
+    let call_type = call_type.map_or(pb::CallType::Unspecified, |call_type| match call_type {
+        CallType::ClickToCall => pb::CallType::ClickToCall,
+        CallType::CallTracking => pb::CallType::CallTracking,
+    });
+    call_type as i32
 }
 
 pub fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {

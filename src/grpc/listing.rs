@@ -7,7 +7,11 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{calls::CallApi, convert};
+use super::{
+    call_page::{EncodedPage, PageEncoder},
+    calls::CallApi,
+    convert,
+};
 use crate::{
     domain::{checked_text, digits_of},
     error::Violations,
@@ -53,7 +57,7 @@ pub async fn list_calls(
     api: &CallApi,
     tenant: &Tenant,
     request: &pb::ListCallsRequest,
-) -> Result<pb::ListCallsResponse, Error> {
+) -> Result<EncodedPage, Error> {
     let (filters, page_size) = validate(api, tenant, request)?;
     if let Some(sync_from) = &filters.sync_from {
         if sync_from.after < api.store.change_log_horizon().await? {
@@ -94,15 +98,15 @@ pub async fn list_calls(
     };
     let mut page = api.store.list_calls(&query).await?;
     let seen = first_page_seen.unwrap_or(std::mem::take(&mut page.seen));
+    let mut calls = page.calls()?;
     if let Some(sync_from) = &filters.sync_from {
         // Changes the token's holder already has (they committed above its barrier).
-        page.calls
-            .retain(|(_, position)| !sync_from.seen.contains(position));
+        calls.retain(|call| !sync_from.seen.contains(&call.position));
     }
-    let next_page_token = match page.calls.last() {
-        Some((last, position)) if page.has_more => {
+    let next_page_token = match calls.last() {
+        Some(last) if page.has_more => {
             let after = match filters.sync_from {
-                Some(_) => PageKey::Changes(*position),
+                Some(_) => PageKey::Changes(last.position),
                 None => PageKey::Newest {
                     start_time_micros: last.start_time.timestamp_micros(),
                     id: last.id,
@@ -148,15 +152,11 @@ pub async fn list_calls(
     } else {
         String::new()
     };
-    Ok(pb::ListCallsResponse {
-        calls: page
-            .calls
-            .into_iter()
-            .map(|(call, _)| convert::call_to_proto(call))
-            .collect(),
-        next_page_token,
-        next_sync_token,
-    })
+    let mut encoder = PageEncoder::default();
+    for call in &calls {
+        encoder.push_call(call);
+    }
+    Ok(encoder.finish(&next_page_token, &next_sync_token))
 }
 
 fn validate(

@@ -1,6 +1,7 @@
 //! The gRPC surface: one file per concern, converting proto messages to domain types and
 //! domain errors to `Status` (through [`crate::Error`]). No SQL here.
 
+mod call_page;
 mod calls;
 pub mod codec;
 mod convert;
@@ -17,6 +18,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Code, Response, Status};
 use tracing::Instrument;
 
+pub use call_page::EncodedPage;
 pub use calls::CallApi;
 pub use watches::{WatchApi, WATCH_SERVICE};
 

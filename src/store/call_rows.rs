@@ -91,16 +91,126 @@ impl WriteValues {
     }
 }
 
-/// The columns a call is read from, in the order [`decode_call_columns`] reads them.
+/// The columns a call is read from, in the order [`CallView::decode`] reads them.
 pub(super) const CALL_COLUMNS: &str = "id, button_id, client_id, caller_number, called_number, \
     tracking_number, start_local, start_zone, start_time, duration_micros, status, external_id, \
     call_type, record_mime_type, record_url, version, create_time, update_time, delete_time, \
     change_tx, change_seq";
 
-/// A `calls` row: its [`CALL_COLUMNS`], or the object `to_jsonb` renders of it (the change
-/// log stores that shape).
+/// A stored call read in place: its text borrowed from the row it came in, nothing allocated.
+/// A page of calls is encoded for the client straight from these; [`CallView::to_call`] makes
+/// the owned [`Call`] everything else works with.
+#[derive(Debug, Clone)]
+pub struct CallView<'a> {
+    pub id: Uuid,
+    pub button_id: &'a str,
+    pub client_id: &'a str,
+    pub caller_number: &'a str,
+    pub called_number: &'a str,
+    /// Empty when the call has none.
+    pub tracking_number: &'a str,
+    pub start_local: NaiveDateTime,
+    /// An IANA zone name, as [`chrono_tz::Tz::name`] wrote it.
+    pub start_zone: &'a str,
+    pub start_time: DateTime<Utc>,
+    pub duration: std::time::Duration,
+    pub status: Option<CallStatus>,
+    pub external_id: &'a str,
+    pub call_type: Option<CallType>,
+    /// Both empty when the call has no recording.
+    pub record_mime_type: &'a str,
+    pub record_url: &'a str,
+    pub version: i64,
+    pub create_time: DateTime<Utc>,
+    pub update_time: DateTime<Utc>,
+    pub delete_time: Option<DateTime<Utc>>,
+    /// The position of the call's latest change.
+    pub position: Position,
+}
+
+impl<'a> CallView<'a> {
+    /// Reads the call's [`CALL_COLUMNS`] from column `first` on. Binary columns cost
+    /// PostgreSQL and us far less than rendering and parsing JSON (pgbench, GetCall's
+    /// statement: 16,400-18,900 tps as `to_jsonb`, 22,300-24,400 as columns).
+    pub(super) fn decode(row: &'a tokio_postgres::Row, first: usize) -> Result<Self, Error> {
+        let column = |offset: usize| first + offset;
+        let duration_micros: i64 = row.try_get(column(9))?;
+        Ok(CallView {
+            id: row.try_get(column(0))?,
+            button_id: row.try_get(column(1))?,
+            client_id: row.try_get(column(2))?,
+            caller_number: row.try_get(column(3))?,
+            called_number: row.try_get(column(4))?,
+            tracking_number: row.try_get(column(5))?,
+            start_local: row.try_get(column(6))?,
+            start_zone: row.try_get(column(7))?,
+            start_time: row.try_get(column(8))?,
+            duration: duration_from_micros(duration_micros),
+            status: status_from_code(row.try_get(column(10))?),
+            external_id: row.try_get(column(11))?,
+            call_type: call_type_from_code(row.try_get(column(12))?),
+            record_mime_type: row.try_get(column(13))?,
+            record_url: row.try_get(column(14))?,
+            version: row.try_get(column(15))?,
+            create_time: row.try_get(column(16))?,
+            update_time: row.try_get(column(17))?,
+            delete_time: row.try_get(column(18))?,
+            position: Position {
+                tx: row.try_get(column(19))?,
+                seq: row.try_get(column(20))?,
+            },
+        })
+    }
+
+    /// The owned call, its zone checked.
+    pub fn to_call(&self) -> Result<Call, Error> {
+        let zone = self.start_zone.parse().map_err(|_| {
+            Error::Internal(anyhow::anyhow!(
+                "stored call has unknown zone {}",
+                self.start_zone
+            ))
+        })?;
+        let has_record = !self.record_mime_type.is_empty() || !self.record_url.is_empty();
+        let fields = CallFields {
+            button_id: self.button_id.to_owned(),
+            client_id: self.client_id.to_owned(),
+            caller_number: PhoneNumber::from_stored(self.caller_number.to_owned()),
+            called_number: PhoneNumber::from_stored(self.called_number.to_owned()),
+            tracking_number: (!self.tracking_number.is_empty())
+                .then(|| PhoneNumber::from_stored(self.tracking_number.to_owned())),
+            start: CallStart {
+                local: self.start_local,
+                zone,
+            },
+            duration: self.duration,
+            status: self.status,
+            external_id: self.external_id.to_owned(),
+            call_type: self.call_type,
+            record: has_record.then(|| CallRecord {
+                mime_type: self.record_mime_type.to_owned(),
+                url: self.record_url.to_owned(),
+            }),
+        };
+        Ok(Call {
+            id: self.id,
+            fields,
+            start_time: self.start_time,
+            create_time: self.create_time,
+            update_time: self.update_time,
+            version: self.version,
+            delete_time: self.delete_time,
+        })
+    }
+}
+
+/// Decodes the call read as [`CALL_COLUMNS`] from column `first` on.
+pub(super) fn decode_call_columns(row: &tokio_postgres::Row, first: usize) -> Result<Call, Error> {
+    CallView::decode(row, first)?.to_call()
+}
+
+/// The object `to_jsonb` renders of a `calls` row, as the change log stores it.
 #[derive(Debug, Deserialize)]
-struct CallRow {
+struct CallJson {
     id: Uuid,
     button_id: String,
     client_id: String,
@@ -124,99 +234,40 @@ struct CallRow {
     change_seq: i64,
 }
 
-/// Decodes the call read as [`CALL_COLUMNS`] from column `first` on, with the position of its
-/// latest change. Binary columns cost PostgreSQL and us far less than rendering and parsing
-/// JSON (pgbench, GetCall's statement: 16,400-18,900 tps as `to_jsonb`, 22,300-24,400 as
-/// columns).
-pub(super) fn decode_call_columns(
-    row: &tokio_postgres::Row,
-    first: usize,
-) -> Result<(Call, Position), Error> {
-    let column = |offset: usize| first + offset;
-    CallRow {
-        id: row.try_get(column(0))?,
-        button_id: row.try_get(column(1))?,
-        client_id: row.try_get(column(2))?,
-        caller_number: row.try_get(column(3))?,
-        called_number: row.try_get(column(4))?,
-        tracking_number: row.try_get(column(5))?,
-        start_local: row.try_get(column(6))?,
-        start_zone: row.try_get(column(7))?,
-        start_time: row.try_get(column(8))?,
-        duration_micros: row.try_get(column(9))?,
-        status: row.try_get(column(10))?,
-        external_id: row.try_get(column(11))?,
-        call_type: row.try_get(column(12))?,
-        record_mime_type: row.try_get(column(13))?,
-        record_url: row.try_get(column(14))?,
-        version: row.try_get(column(15))?,
-        create_time: row.try_get(column(16))?,
-        update_time: row.try_get(column(17))?,
-        delete_time: row.try_get(column(18))?,
-        change_tx: row.try_get(column(19))?,
-        change_seq: row.try_get(column(20))?,
+/// Decodes the call stored as JSON in column `index` (a change-log copy). The JSON goes
+/// straight into [`CallJson`], without a `serde_json::Value`.
+pub(super) fn decode_call_json(row: &tokio_postgres::Row, index: usize) -> Result<Call, Error> {
+    let Json(json): Json<CallJson> = row.try_get(index)?;
+    CallView {
+        id: json.id,
+        button_id: &json.button_id,
+        client_id: &json.client_id,
+        caller_number: &json.caller_number,
+        called_number: &json.called_number,
+        tracking_number: &json.tracking_number,
+        start_local: json.start_local,
+        start_zone: &json.start_zone,
+        start_time: json.start_time,
+        duration: duration_from_micros(json.duration_micros),
+        status: status_from_code(json.status),
+        external_id: &json.external_id,
+        call_type: call_type_from_code(json.call_type),
+        record_mime_type: &json.record_mime_type,
+        record_url: &json.record_url,
+        version: json.version,
+        create_time: json.create_time,
+        update_time: json.update_time,
+        delete_time: json.delete_time,
+        position: Position {
+            tx: json.change_tx,
+            seq: json.change_seq,
+        },
     }
-    .into_call()
+    .to_call()
 }
 
-/// Decodes the call stored as JSON in column `index` (a change-log copy), with the position
-/// of its latest change. The JSON goes straight into [`CallRow`], without a
-/// `serde_json::Value`.
-pub(super) fn decode_call_json(
-    row: &tokio_postgres::Row,
-    index: usize,
-) -> Result<(Call, Position), Error> {
-    let Json(row): Json<CallRow> = row.try_get(index)?;
-    row.into_call()
-}
-
-impl CallRow {
-    fn into_call(self) -> Result<(Call, Position), Error> {
-        let zone = self.start_zone.parse().map_err(|_| {
-            Error::Internal(anyhow::anyhow!(
-                "stored call has unknown zone {}",
-                self.start_zone
-            ))
-        })?;
-        let fields = CallFields {
-            button_id: self.button_id,
-            client_id: self.client_id,
-            caller_number: PhoneNumber::from_stored(self.caller_number),
-            called_number: PhoneNumber::from_stored(self.called_number),
-            tracking_number: (!self.tracking_number.is_empty())
-                .then(|| PhoneNumber::from_stored(self.tracking_number)),
-            start: CallStart {
-                local: self.start_local,
-                zone,
-            },
-            duration: std::time::Duration::from_micros(
-                u64::try_from(self.duration_micros).unwrap_or(0),
-            ),
-            status: status_from_code(self.status),
-            external_id: self.external_id,
-            call_type: call_type_from_code(self.call_type),
-            record: (!self.record_mime_type.is_empty() || !self.record_url.is_empty()).then_some(
-                CallRecord {
-                    mime_type: self.record_mime_type,
-                    url: self.record_url,
-                },
-            ),
-        };
-        let call = Call {
-            id: self.id,
-            fields,
-            start_time: self.start_time,
-            create_time: self.create_time,
-            update_time: self.update_time,
-            version: self.version,
-            delete_time: self.delete_time,
-        };
-        let position = Position {
-            tx: self.change_tx,
-            seq: self.change_seq,
-        };
-        Ok((call, position))
-    }
+fn duration_from_micros(micros: i64) -> std::time::Duration {
+    std::time::Duration::from_micros(u64::try_from(micros).unwrap_or(0))
 }
 
 // Stored codes equal the proto enum numbers, so the two can never drift apart silently.

@@ -9,7 +9,7 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::{
-    call_rows::{decode_call_columns, WriteValues, CALL_COLUMNS},
+    call_rows::{decode_call_columns, CallView, WriteValues, CALL_COLUMNS},
     changes::{cursor_from_row, ChangeKind, SEEN_COLUMNS, SEEN_CTE},
     Store,
 };
@@ -61,17 +61,31 @@ pub struct CallQuery {
     pub limit: usize,
 }
 
-/// A page of calls with what the next page needs.
-#[derive(Debug, Clone)]
+/// A page of calls with what the next page needs. The calls stay in their rows until read:
+/// ListCalls encodes them from there without building a [`Call`] each.
+#[derive(Debug)]
 pub struct CallPage {
-    /// Each call with the position of its latest change.
-    pub calls: Vec<(Call, Position)>,
+    /// At most the query's limit, in the page's order.
+    rows: Vec<tokio_postgres::Row>,
     pub has_more: bool,
     /// The feed barrier this listing runs under (`pg_snapshot_xmin` at its first page).
     pub barrier: i64,
     /// On a first page: the tenant's changes above the barrier that were already visible.
     pub seen: Vec<Position>,
 }
+
+impl CallPage {
+    /// The page's calls, read in place from their rows.
+    pub fn calls(&self) -> Result<Vec<CallView<'_>>, Error> {
+        self.rows
+            .iter()
+            .map(|row| CallView::decode(row, LIST_CALL_FIRST_COLUMN))
+            .collect()
+    }
+}
+
+/// Where a listing row's [`CALL_COLUMNS`] start: after the barrier and the seen positions.
+const LIST_CALL_FIRST_COLUMN: usize = 3;
 
 impl Store {
     /// Inserts a call, or returns the call an earlier request with the same `request_id` made.
@@ -106,7 +120,7 @@ impl Store {
         params.extend(values.params());
         params.push(&kind);
         if let Some(row) = client.query_opt(&statement, &params).await? {
-            return decode_call_columns(&row, 0).map(|(call, _)| call);
+            return decode_call_columns(&row, 0);
         }
         // The insert was skipped: this request_id was seen before. Return its call.
         let row = client
@@ -117,7 +131,7 @@ impl Store {
                 &[&tenant_id, &request_id],
             )
             .await?;
-        decode_call_columns(&row, 0).map(|(call, _)| call)
+        decode_call_columns(&row, 0)
     }
 
     #[tracing::instrument(skip(self))]
@@ -133,7 +147,7 @@ impl Store {
             .query_opt(&statement, &[&tenant_id, &id])
             .await?
             .ok_or(Error::NotFound { resource: "call" })?;
-        decode_call_columns(&row, 0).map(|(call, _)| call)
+        decode_call_columns(&row, 0)
     }
 
     /// Replaces a call's fields with `change(current)`, retrying when another writer changes
@@ -175,7 +189,7 @@ impl Store {
             params.extend(values.params());
             params.push(&kind);
             if let Some(row) = client.query_opt(&statement, &params).await? {
-                return decode_call_columns(&row, 0).map(|(call, _)| call);
+                return decode_call_columns(&row, 0);
             }
         }
         Err(Error::Internal(anyhow::anyhow!(
@@ -219,7 +233,7 @@ impl Store {
             .query_opt(&statement, &[&tenant_id, &id, &expected_version, &kind])
             .await?
         {
-            return decode_call_columns(&row, 0).map(|(call, _)| call);
+            return decode_call_columns(&row, 0);
         }
         // Nothing deleted: either there is no such live call, or its etag moved on.
         self.get_call(tenant_id, id).await?;
@@ -297,14 +311,11 @@ impl Store {
                 self.current_cursor(query.tenant_id).await?
             }
         };
+        let mut rows = rows;
         let has_more = rows.len() > query.limit;
-        let calls = rows
-            .iter()
-            .take(query.limit)
-            .map(|row| decode_call_columns(row, 3))
-            .collect::<Result<_, _>>()?;
+        rows.truncate(query.limit);
         Ok(CallPage {
-            calls,
+            rows,
             has_more,
             barrier: start.after.tx + 1,
             seen: if query.barrier.is_none() {

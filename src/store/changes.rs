@@ -142,7 +142,7 @@ impl Store {
             let kind = ChangeKind::from_code(kind_code).ok_or_else(|| {
                 Error::Internal(anyhow::anyhow!("unknown change kind {kind_code}"))
             })?;
-            let (call, _) = decode_call_json(row, 5)?;
+            let call = decode_call_json(row, 5)?;
             records.push(ChangeRecord {
                 position: Position {
                     tx,

@@ -324,8 +324,7 @@ impl Store {
                 &[&tenant_id, &call_id, &position.tx, &position.seq],
             )
             .await?;
-        row.map(|row| decode_call_json(&row, 0).map(|(call, _)| call))
-            .transpose()
+        row.map(|row| decode_call_json(&row, 0)).transpose()
     }
 }
 

@@ -1,0 +1,315 @@
+//! ListCalls pages encoded straight from the database rows.
+//!
+//! Building a `pb::Call` per row meant a dozen heap strings per call, allocated on decoding,
+//! moved into the message, encoded and freed: most of the server's time on a page of 50
+//! (BENCHMARKS.md, list). Here each call's protobuf is written from the row's borrowed text.
+//! The bytes are those prost writes for [`convert::call_to_proto`] (the tests hold the two
+//! together), so clients decode a page as the generated `ListCallsResponse`.
+
+use prost::{
+    bytes::{Buf, BufMut},
+    encoding::{encode_key, encode_varint, encoded_len_varint, key_len, DecodeContext, WireType},
+    DecodeError, Message,
+};
+
+use super::convert;
+use crate::{domain::write_date_time_text, pb::calls::v1 as pb, store::CallView};
+
+/// A `ListCallsResponse` in its wire form: what the server's ListCalls sends (build.rs).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct EncodedPage {
+    bytes: Vec<u8>,
+}
+
+impl Message for EncodedPage {
+    fn encode_raw(&self, buf: &mut impl BufMut) {
+        buf.put_slice(&self.bytes);
+    }
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: WireType,
+        buf: &mut impl Buf,
+        ctx: DecodeContext,
+    ) -> Result<(), DecodeError> {
+        // Decoded as the generated message and kept in wire form, so nothing is lost.
+        let mut page = pb::ListCallsResponse::default();
+        page.merge_field(tag, wire_type, buf, ctx)?;
+        page.encode_raw(&mut self.bytes);
+        Ok(())
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+    }
+}
+
+/// Writes a page call by call, then its tokens.
+#[derive(Debug, Default)]
+pub struct PageEncoder {
+    page: Vec<u8>,
+    /// The call being written, whose length must precede it.
+    call: Vec<u8>,
+    /// Text rendered on the way (local times, etags).
+    text: String,
+}
+
+impl PageEncoder {
+    /// `ListCallsResponse.calls` (field 1).
+    pub fn push_call(&mut self, call: &CallView<'_>) {
+        self.call.clear();
+        encode_call(call, &mut self.call, &mut self.text);
+        put_message(&mut self.page, 1, &self.call);
+    }
+
+    /// Adds `next_page_token` (2) and `next_sync_token` (3).
+    pub fn finish(mut self, next_page_token: &str, next_sync_token: &str) -> EncodedPage {
+        put_str(&mut self.page, 2, next_page_token);
+        put_str(&mut self.page, 3, next_sync_token);
+        EncodedPage { bytes: self.page }
+    }
+}
+
+/// The fields of `pb::Call` in tag order, as [`convert::call_to_proto`] fills them: a
+/// tombstone carries only its identity and deletion.
+fn encode_call(call: &CallView<'_>, buf: &mut Vec<u8>, text: &mut String) {
+    let mut id = [0; uuid::fmt::Hyphenated::LENGTH];
+    put_str(buf, 1, call.id.hyphenated().encode_lower(&mut id));
+    if let Some(delete_time) = call.delete_time {
+        put_timestamp(buf, 14, call.update_time);
+        put_etag(buf, call.version, text);
+        put_varint(buf, 16, 1);
+        put_timestamp(buf, 17, delete_time);
+        return;
+    }
+    put_str(buf, 2, call.button_id);
+    put_str(buf, 3, call.client_id);
+    put_str(buf, 4, call.caller_number);
+    put_str(buf, 5, call.called_number);
+    put_str(buf, 6, call.tracking_number);
+    // CallStart { date_time = 1, time_zone = 2 }
+    text.clear();
+    write_date_time_text(&call.start_local, text);
+    put_header(
+        buf,
+        7,
+        str_field_len(1, text) + str_field_len(2, call.start_zone),
+    );
+    put_str(buf, 1, text);
+    put_str(buf, 2, call.start_zone);
+    // google.protobuf.Duration { seconds = 1, nanos = 2 }
+    let seconds = call.duration.as_secs();
+    let nanos = u64::from(call.duration.subsec_nanos());
+    put_header(
+        buf,
+        8,
+        varint_field_len(1, seconds) + varint_field_len(2, nanos),
+    );
+    put_varint(buf, 1, seconds);
+    put_varint(buf, 2, nanos);
+    put_varint(buf, 9, enum_number(convert::status_number(call.status)));
+    put_str(buf, 10, call.external_id);
+    put_varint(
+        buf,
+        11,
+        enum_number(convert::call_type_number(call.call_type)),
+    );
+    if !call.record_mime_type.is_empty() || !call.record_url.is_empty() {
+        // CallRecord { mime_type = 1, url = 2 }
+        put_header(
+            buf,
+            12,
+            str_field_len(1, call.record_mime_type) + str_field_len(2, call.record_url),
+        );
+        put_str(buf, 1, call.record_mime_type);
+        put_str(buf, 2, call.record_url);
+    }
+    put_timestamp(buf, 13, call.create_time);
+    put_timestamp(buf, 14, call.update_time);
+    put_etag(buf, call.version, text);
+    put_timestamp(buf, 18, call.start_time);
+}
+
+/// `etag` (15): the version, as [`crate::domain::Call::etag`] writes it.
+fn put_etag(buf: &mut Vec<u8>, version: i64, text: &mut String) {
+    use std::fmt::Write;
+    text.clear();
+    // Writing to a String cannot fail.
+    let _ = write!(text, "{version}");
+    put_str(buf, 15, text);
+}
+
+/// A google.protobuf.Timestamp { seconds = 1, nanos = 2 }, as [`convert::timestamp`] makes it.
+fn put_timestamp(buf: &mut Vec<u8>, tag: u32, time: chrono::DateTime<chrono::Utc>) {
+    let timestamp = convert::timestamp(time);
+    // prost writes int64 and int32 as their two's complement, sign-extended to 64 bits.
+    let seconds = timestamp.seconds as u64;
+    let nanos = i64::from(timestamp.nanos) as u64;
+    put_header(
+        buf,
+        tag,
+        varint_field_len(1, seconds) + varint_field_len(2, nanos),
+    );
+    put_varint(buf, 1, seconds);
+    put_varint(buf, 2, nanos);
+}
+
+/// Enum numbers are int32 on the wire, sign-extended like any int32.
+fn enum_number(number: i32) -> u64 {
+    i64::from(number) as u64
+}
+
+/// A proto3 string field: absent when empty.
+fn put_str(buf: &mut Vec<u8>, tag: u32, value: &str) {
+    if !value.is_empty() {
+        put_message(buf, tag, value.as_bytes());
+    }
+}
+
+/// A present message field (or any length-delimited bytes).
+fn put_message(buf: &mut Vec<u8>, tag: u32, body: &[u8]) {
+    put_header(buf, tag, body.len());
+    buf.extend_from_slice(body);
+}
+
+/// The key and length of a length-delimited field whose body follows.
+fn put_header(buf: &mut Vec<u8>, tag: u32, len: usize) {
+    encode_key(tag, WireType::LengthDelimited, buf);
+    encode_varint(len as u64, buf);
+}
+
+/// A proto3 varint field (integers, enums, bools): absent when zero.
+fn put_varint(buf: &mut Vec<u8>, tag: u32, value: u64) {
+    if value != 0 {
+        encode_key(tag, WireType::Varint, buf);
+        encode_varint(value, buf);
+    }
+}
+
+fn str_field_len(tag: u32, value: &str) -> usize {
+    match value.len() {
+        0 => 0,
+        len => key_len(tag) + encoded_len_varint(len as u64) + len,
+    }
+}
+
+fn varint_field_len(tag: u32, value: u64) -> usize {
+    match value {
+        0 => 0,
+        value => key_len(tag) + encoded_len_varint(value),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::{DateTime, NaiveDate, Utc};
+
+    use super::*;
+    use crate::{
+        domain::{CallStatus, CallType},
+        feed::Position,
+    };
+
+    /// Longer than 127 bytes: its length takes two varint bytes.
+    const LONG_URL: &str = "https://records.example/tenants/0190aaaa-bbbb-7ccc-8ddd-eeeeffff0000/\
+        calls/0190aaaa-bbbb-7ccc-8ddd-eeeeffff0001/recordings/first-attempt.mp3";
+
+    fn instant(seconds: i64, nanos: u32) -> DateTime<Utc> {
+        DateTime::from_timestamp(seconds, nanos).expect("a valid test instant")
+    }
+
+    fn full_call() -> CallView<'static> {
+        CallView {
+            id: uuid::Uuid::now_v7(),
+            button_id: "button-7",
+            client_id: "client «é»",
+            caller_number: "+33 6 12 34 56 78",
+            called_number: "06-12-34-56-78",
+            tracking_number: "+1 (212) 555-0100",
+            start_local: NaiveDate::from_ymd_opt(2026, 3, 29)
+                .and_then(|date| date.and_hms_micro_opt(2, 30, 0, 250_000))
+                .expect("a valid test date"),
+            start_zone: "America/New_York",
+            start_time: instant(1_774_765_800, 250_000_000),
+            duration: Duration::from_micros(95_000_001),
+            status: Some(CallStatus::Abandoned),
+            external_id: "ext-1",
+            call_type: Some(CallType::CallTracking),
+            record_mime_type: "audio/mpeg",
+            record_url: LONG_URL,
+            version: 12_345_678_901,
+            create_time: instant(1_774_765_900, 1_000),
+            update_time: instant(1_774_766_000, 0),
+            delete_time: None,
+            position: Position { tx: 1, seq: 2 },
+        }
+    }
+
+    fn bare_call() -> CallView<'static> {
+        CallView {
+            tracking_number: "",
+            duration: Duration::ZERO,
+            status: None,
+            external_id: "",
+            call_type: None,
+            record_mime_type: "",
+            record_url: "",
+            version: 1,
+            // Before 1970: negative seconds are ten-byte varints.
+            start_time: instant(-86_400, 0),
+            ..full_call()
+        }
+    }
+
+    fn tombstone() -> CallView<'static> {
+        CallView {
+            delete_time: Some(instant(1_774_766_100, 5)),
+            ..full_call()
+        }
+    }
+
+    fn encoded(call: &CallView<'_>) -> Vec<u8> {
+        let (mut buf, mut text) = (Vec::new(), String::new());
+        encode_call(call, &mut buf, &mut text);
+        buf
+    }
+
+    #[test]
+    fn a_call_is_encoded_as_prost_encodes_its_message() {
+        for call in [full_call(), bare_call(), tombstone()] {
+            let message = convert::call_to_proto(call.to_call().expect("a valid view"));
+            assert_eq!(encoded(&call), message.encode_to_vec(), "{call:?}");
+        }
+    }
+
+    #[test]
+    fn a_page_decodes_as_the_generated_response() {
+        let calls = [full_call(), tombstone(), bare_call()];
+        let mut encoder = PageEncoder::default();
+        for call in &calls {
+            encoder.push_call(call);
+        }
+        let page = encoder.finish("next-page", "");
+        let decoded = pb::ListCallsResponse::decode(page.encode_to_vec().as_slice())
+            .expect("the page decodes");
+        let expected = pb::ListCallsResponse {
+            calls: calls
+                .iter()
+                .map(|call| convert::call_to_proto(call.to_call().expect("a valid view")))
+                .collect(),
+            next_page_token: "next-page".to_owned(),
+            next_sync_token: String::new(),
+        };
+        assert_eq!(decoded, expected);
+        // And back: a page decoded as an EncodedPage keeps its bytes.
+        let again = EncodedPage::decode(page.encode_to_vec().as_slice()).expect("decodes");
+        assert_eq!(again, page);
+    }
+}
