@@ -118,7 +118,7 @@ declare -A PG SVC
 echo "== ping: grpc.health.v1.Health/Check, no database work (gRPC's own ceiling here)"
 SVC[ping]=$(service_run ping)
 echo "   service $(field rps "${SVC[ping]}") req/s"
-H2LOAD_PING=- H2LOAD_GET=- H2LOAD_LIST=-
+H2LOAD_PING=- H2LOAD_PING_PAGE=- H2LOAD_GET=- H2LOAD_LIST=-
 if command -v h2load >/dev/null 2>&1; then
     # h2load is a C client, as light as pgbench's: the same calls without our client's CPU.
     printf '\0\0\0\0\0' >"$OUT/ping.grpc"
@@ -141,6 +141,25 @@ sys.stdout.buffer.write(b"\x00" + struct.pack(">I", len(message)) + message)' >"
             grep -aq 'grpc-status: 0'
     }
     H2LOAD_PING=$(h2load_rps /grpc.health.v1.Health/Check "$OUT/ping.grpc")
+    # The same empty check carrying as many bytes as a first page of calls (in an unknown
+    # field, which the server skips): gRPC's ceiling for moving a page, with no database.
+    PAGE_BYTES=$(nghttp -H 'content-type: application/grpc' -H 'te: trailers' \
+        -H "authorization: Bearer $KEY" -d "$OUT/list.grpc" -v \
+        "http://127.0.0.1:$PORT_A/calls.v1.CallService/ListCalls" 2>&1 |
+        grep -ao 'recv DATA frame <length=[0-9]*' | awk -F= '{ sum += $2 } END { print sum + 0 }')
+    python3 -c 'import struct, sys
+size = int(sys.argv[1])
+padding = b"\0" * max(size - 10, 0)
+length, varint = len(padding), b""
+while True:
+    varint += bytes([(length & 0x7F) | (0x80 if length > 0x7F else 0)])
+    length >>= 7
+    if not length:
+        break
+message = b"\x7a" + varint + padding  # field 15, length-delimited: unknown to the server
+sys.stdout.buffer.write(b"\x00" + struct.pack(">I", len(message)) + message)' "$PAGE_BYTES" \
+        >"$OUT/ping-page.grpc"
+    H2LOAD_PING_PAGE=$(h2load_rps /grpc.health.v1.Health/Check "$OUT/ping-page.grpc")
     # h2load counts HTTP statuses; a gRPC error is HTTP 200 too, so check one answer first.
     declare -A RPC_PATH=([get]=/calls.v1.CallService/GetCall [list]=/calls.v1.CallService/ListCalls)
     for call in get list; do
@@ -151,7 +170,7 @@ sys.stdout.buffer.write(b"\x00" + struct.pack(">I", len(message)) + message)' >"
             echo "   h2load's $call does not succeed (see nghttp); its figure is dropped" >&2
         fi
     done
-    echo "   h2load: ping $H2LOAD_PING req/s, get (one id) $H2LOAD_GET req/s, list $H2LOAD_LIST req/s"
+    echo "   h2load: ping $H2LOAD_PING req/s, ping carrying a page ($PAGE_BYTES bytes) $H2LOAD_PING_PAGE req/s, get (one id) $H2LOAD_GET req/s, list $H2LOAD_LIST req/s"
 else
     echo "   (h2load not installed: apt-get install nghttp2-client for the C-client figures)"
 fi
@@ -223,6 +242,9 @@ if [[ $H2LOAD_GET != - ]]; then
 fi
 if [[ $H2LOAD_LIST != - ]]; then
     echo "list through h2load (receives the page without decoding it, as pgbench does): $H2LOAD_LIST req/s = $(awk -v s="$H2LOAD_LIST" -v p="${PG[list]}" 'BEGIN { printf "%.2f", s / p }') of pgbench"
+fi
+if [[ $H2LOAD_PING_PAGE != - ]]; then
+    echo "list bound if moving a page through gRPC and PostgreSQL's page add up, 1 / (1/ping carrying a page + 1/pgbench list), both from C clients: $(awk -v a="$H2LOAD_PING_PAGE" -v b="${PG[list]}" 'BEGIN { printf "%.0f req/s = %.2f of pgbench", 1 / (1 / a + 1 / b), 1 / (1 / a + 1 / b) / b }')"
 fi
 echo "search: digit grams ${PG[search]} tps vs plain pg_trgm ${PG[search-trgm]} tps (pgbench, same 6-digit searches): $(awk -v a="${PG[search]}" -v b="${PG[search-trgm]}" 'BEGIN { printf "%.1fx", a / b }')"
 echo "list-deep p50 / list p50: $(awk -v a="$(field p50_ms "${SVC[list-deep]}")" -v b="$(field p50_ms "${SVC[list]}")" 'BEGIN { printf "%.2f", a / b }')"

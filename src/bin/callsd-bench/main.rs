@@ -10,6 +10,7 @@
 
 mod data;
 mod driver;
+mod page_reader;
 mod report;
 mod seed;
 mod watch;

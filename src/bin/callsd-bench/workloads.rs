@@ -8,7 +8,10 @@ use tonic::{metadata::MetadataValue, transport::Channel, Request, Status};
 use callsd::pb::calls::v1::{self as pb, call_service_client::CallServiceClient};
 use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
 
-use crate::data::{seeded_id, CallGenerator};
+use crate::{
+    data::{seeded_id, CallGenerator},
+    page_reader::{list_page, PageSummary},
+};
 
 /// Every request gives up after this long, so no loop waits forever.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -135,31 +138,39 @@ pub async fn send(
                 .await?;
         }
         Workload::List => {
-            client
-                .list_calls(target.request(pb::ListCallsRequest {
+            let page = list_page(
+                channel,
+                target.request(pb::ListCallsRequest {
                     page_size: PAGE_SIZE,
                     ..pb::ListCallsRequest::default()
-                }))
-                .await?;
+                }),
+            )
+            .await?;
+            expect_calls(&page)?;
         }
         Workload::ListDeep => {
-            client
-                .list_calls(target.request(pb::ListCallsRequest {
+            let page = list_page(
+                channel,
+                target.request(pb::ListCallsRequest {
                     page_size: PAGE_SIZE,
                     page_token: target.deep_page_token.clone(),
                     ..pb::ListCallsRequest::default()
-                }))
-                .await?;
+                }),
+            )
+            .await?;
+            expect_calls(&page)?;
         }
         Workload::Search => {
             let search = generator.search_digits(target.search_length);
-            client
-                .list_calls(target.request(pb::ListCallsRequest {
+            list_page(
+                channel,
+                target.request(pb::ListCallsRequest {
                     page_size: PAGE_SIZE,
                     search,
                     ..pb::ListCallsRequest::default()
-                }))
-                .await?;
+                }),
+            )
+            .await?;
         }
         Workload::Update => {
             let id = target.random_seeded_id(generator.rng());
@@ -178,6 +189,14 @@ pub async fn send(
                 .await?;
         }
         Workload::Mixed => unreachable!("mixed picks one of the others"),
+    }
+    Ok(())
+}
+
+/// A list of the seeded tenant that comes back empty is a failure, however fast.
+fn expect_calls(page: &PageSummary) -> Result<(), Status> {
+    if page.calls.is_empty() {
+        return Err(Status::internal("the page holds no calls"));
     }
     Ok(())
 }
