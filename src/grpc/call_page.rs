@@ -59,7 +59,17 @@ pub struct PageEncoder {
     text: String,
 }
 
+/// A seeded call takes about 240 bytes; pages are sized for it so they rarely grow.
+const TYPICAL_CALL_BYTES: usize = 256;
+
 impl PageEncoder {
+    pub fn with_capacity(calls: usize) -> Self {
+        PageEncoder {
+            page: Vec::with_capacity(calls * TYPICAL_CALL_BYTES),
+            ..PageEncoder::default()
+        }
+    }
+
     /// `ListCallsResponse.calls` (field 1).
     pub fn push_call(&mut self, call: &CallView<'_>) {
         self.call.clear();

@@ -152,7 +152,7 @@ pub async fn list_calls(
     } else {
         String::new()
     };
-    let mut encoder = PageEncoder::default();
+    let mut encoder = PageEncoder::with_capacity(calls.len());
     for call in &calls {
         encoder.push_call(call);
     }

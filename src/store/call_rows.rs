@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
-use tokio_postgres::types::{Json, ToSql};
+use tokio_postgres::types::{FromSql, Json, ToSql, Type};
 use uuid::Uuid;
 
 use crate::{
@@ -134,7 +134,9 @@ impl<'a> CallView<'a> {
     /// statement: 16,400-18,900 tps as `to_jsonb`, 22,300-24,400 as columns).
     pub(super) fn decode(row: &'a tokio_postgres::Row, first: usize) -> Result<Self, Error> {
         let column = |offset: usize| first + offset;
+        let instant = |offset: usize| row.try_get::<_, PgTimestamp>(column(offset))?.instant();
         let duration_micros: i64 = row.try_get(column(9))?;
+        let delete_time: Option<PgTimestamp> = row.try_get(column(18))?;
         Ok(CallView {
             id: row.try_get(column(0))?,
             button_id: row.try_get(column(1))?,
@@ -142,9 +144,9 @@ impl<'a> CallView<'a> {
             caller_number: row.try_get(column(3))?,
             called_number: row.try_get(column(4))?,
             tracking_number: row.try_get(column(5))?,
-            start_local: row.try_get(column(6))?,
+            start_local: instant(6)?.naive_utc(),
             start_zone: row.try_get(column(7))?,
-            start_time: row.try_get(column(8))?,
+            start_time: instant(8)?,
             duration: duration_from_micros(duration_micros),
             status: status_from_code(row.try_get(column(10))?),
             external_id: row.try_get(column(11))?,
@@ -152,9 +154,9 @@ impl<'a> CallView<'a> {
             record_mime_type: row.try_get(column(13))?,
             record_url: row.try_get(column(14))?,
             version: row.try_get(column(15))?,
-            create_time: row.try_get(column(16))?,
-            update_time: row.try_get(column(17))?,
-            delete_time: row.try_get(column(18))?,
+            create_time: instant(16)?,
+            update_time: instant(17)?,
+            delete_time: delete_time.map(PgTimestamp::instant).transpose()?,
             position: Position {
                 tx: row.try_get(column(19))?,
                 seq: row.try_get(column(20))?,
@@ -200,6 +202,40 @@ impl<'a> CallView<'a> {
             version: self.version,
             delete_time: self.delete_time,
         })
+    }
+}
+
+/// A `timestamp` or `timestamptz` as PostgreSQL sends it: microseconds since 2000-01-01.
+/// Read raw and moved to the Unix epoch by one addition: postgres-types adds the microseconds
+/// to a calendar date instead, about a third of the row decoding in ListCalls' profile.
+struct PgTimestamp(i64);
+
+/// 2000-01-01T00:00:00Z in microseconds since 1970-01-01T00:00:00Z.
+const POSTGRES_EPOCH_UNIX_MICROS: i64 = 946_684_800_000_000;
+
+impl PgTimestamp {
+    /// The instant (for `timestamp`, the UTC reading of its wall-clock time).
+    fn instant(self) -> Result<DateTime<Utc>, Error> {
+        self.0
+            .checked_add(POSTGRES_EPOCH_UNIX_MICROS)
+            .and_then(DateTime::from_timestamp_micros)
+            .ok_or_else(|| {
+                Error::Internal(anyhow::anyhow!("stored time {} is out of range", self.0))
+            })
+    }
+}
+
+impl<'a> FromSql<'a> for PgTimestamp {
+    fn from_sql(
+        ty: &Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        // Both types are an 8-byte big-endian integer on the wire.
+        i64::from_sql(ty, raw).map(PgTimestamp)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        matches!(*ty, Type::TIMESTAMP | Type::TIMESTAMPTZ)
     }
 }
 
