@@ -1,10 +1,11 @@
 //! ListCalls pages encoded straight from the database rows.
 //!
 //! Building a `pb::Call` per row meant a dozen heap strings per call, allocated on decoding,
-//! moved into the message, encoded and freed: most of the server's time on a page of 50
+//! moved into the message, encoded and freed: about half of the server's time on a page of 50
 //! (BENCHMARKS.md, list). Here each call's protobuf is written from the row's borrowed text.
 //! The bytes are those prost writes for [`convert::call_to_proto`] (the tests hold the two
-//! together), so clients decode a page as the generated `ListCallsResponse`.
+//! together), so clients decode a page as the generated `ListCallsResponse`. A field added to
+//! `Call` in call.proto needs a line in [`encode_call`] and a value in the tests' `full_call`.
 
 use prost::{
     bytes::{Buf, BufMut},
