@@ -71,7 +71,7 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let address = listener.local_addr()?;
-        let sealer = TokenSealer::new(store.shared_secret(TOKEN_SECRET_NAME).await?);
+        let sealer = TokenSealer::new(&store.shared_secret(TOKEN_SECRET_NAME).await?)?;
         let authenticator = Authenticator::new(store.clone(), settings.auth_cache_ttl);
         let background = TaskTracker::new();
         let stop_background = CancellationToken::new();

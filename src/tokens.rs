@@ -9,6 +9,8 @@ use hmac::{Hmac, Mac};
 use serde::{de::DeserializeOwned, Serialize};
 use sha2::Sha256;
 
+use crate::Error;
+
 const MAC_LEN: usize = 16;
 /// Tokens longer than this are refused before any decoding work.
 const MAX_TOKEN_LEN: usize = 4096;
@@ -16,7 +18,8 @@ const MAX_TOKEN_LEN: usize = 4096;
 /// Seals and opens tokens with the service's shared key.
 #[derive(Clone)]
 pub struct TokenSealer {
-    key: Vec<u8>,
+    /// HMAC-SHA256 keyed once with the shared key, cloned for each token.
+    keyed: Hmac<Sha256>,
 }
 
 impl std::fmt::Debug for TokenSealer {
@@ -26,15 +29,19 @@ impl std::fmt::Debug for TokenSealer {
 }
 
 impl TokenSealer {
-    pub fn new(key: Vec<u8>) -> Self {
-        TokenSealer { key }
+    pub fn new(key: &[u8]) -> Result<Self, Error> {
+        let keyed = Hmac::<Sha256>::new_from_slice(key)
+            .map_err(|error| Error::Internal(anyhow::anyhow!("token key refused: {error}")))?;
+        Ok(TokenSealer { keyed })
     }
 
-    pub fn seal<T: Serialize>(&self, kind: &str, payload: &T) -> String {
-        let mut bytes = serde_json::to_vec(payload).expect("token payloads serialize");
+    pub fn seal<T: Serialize>(&self, kind: &str, payload: &T) -> Result<String, Error> {
+        let mut bytes = serde_json::to_vec(payload).map_err(|error| {
+            Error::Internal(anyhow::anyhow!("cannot serialize a {kind} token: {error}"))
+        })?;
         let mac = self.mac(kind, &bytes);
         bytes.extend_from_slice(&mac);
-        URL_SAFE_NO_PAD.encode(bytes)
+        Ok(URL_SAFE_NO_PAD.encode(bytes))
     }
 
     /// The payload, or `None` when the token is malformed, forged or of another kind.
@@ -61,7 +68,7 @@ impl TokenSealer {
     }
 
     fn hmac(&self, kind: &str) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        let mut mac = self.keyed.clone();
         mac.update(kind.as_bytes());
         mac.update(&[0]);
         mac
@@ -74,21 +81,21 @@ mod tests {
 
     #[test]
     fn a_sealed_token_opens_only_with_its_kind_and_key() {
-        let sealer = TokenSealer::new(b"key one".to_vec());
-        let token = sealer.seal("page", &(7_i64, "x"));
+        let sealer = TokenSealer::new(b"key one").unwrap();
+        let token = sealer.seal("page", &(7_i64, "x")).unwrap();
         assert_eq!(
             sealer.open::<(i64, String)>("page", &token),
             Some((7, "x".into()))
         );
         assert_eq!(sealer.open::<(i64, String)>("sync", &token), None);
-        let other = TokenSealer::new(b"key two".to_vec());
+        let other = TokenSealer::new(b"key two").unwrap();
         assert_eq!(other.open::<(i64, String)>("page", &token), None);
     }
 
     #[test]
     fn a_tampered_or_garbage_token_does_not_open() {
-        let sealer = TokenSealer::new(b"key".to_vec());
-        let token = sealer.seal("page", &1_i64);
+        let sealer = TokenSealer::new(b"key").unwrap();
+        let token = sealer.seal("page", &1_i64).unwrap();
         let mut tampered = token.into_bytes();
         tampered[0] = if tampered[0] == b'A' { b'B' } else { b'A' };
         let tampered = String::from_utf8(tampered).unwrap();

@@ -75,7 +75,7 @@ pub struct SyncToken {
 }
 
 impl SyncToken {
-    pub fn seal(&self, sealer: &TokenSealer) -> String {
+    pub fn seal(&self, sealer: &TokenSealer) -> Result<String, Error> {
         sealer.seal(SYNC_TOKEN_KIND, self)
     }
 

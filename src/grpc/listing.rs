@@ -119,7 +119,7 @@ pub async fn list_calls(
                 seen: seen.clone(),
                 after,
             };
-            api.sealer.seal(PAGE_TOKEN_KIND, &token)
+            api.sealer.seal(PAGE_TOKEN_KIND, &token)?
         }
         _ => String::new(),
     };
@@ -148,7 +148,7 @@ pub async fn list_calls(
             search_digits: String::new(),
             cursor,
         }
-        .seal(&api.sealer)
+        .seal(&api.sealer)?
     } else {
         String::new()
     };

@@ -89,18 +89,20 @@ pub async fn open(
             .seal(&sealer)
         };
         event
-            .map(|event| pb::WatchCallsResponse {
-                event: Some(call_event(*event, token_for)),
-            })
+            .and_then(|event| call_event(*event, token_for))
+            .map(|event| pb::WatchCallsResponse { event: Some(event) })
             .map_err(Status::from)
     });
     Ok(Box::pin(messages))
 }
 
-fn call_event(event: FeedEvent, token_for: impl Fn(Cursor) -> String) -> pb::CallEvent {
+fn call_event(
+    event: FeedEvent,
+    token_for: impl Fn(Cursor) -> Result<String, Error>,
+) -> Result<pb::CallEvent, Error> {
     use pb::CallEventType as Type;
     let now = convert::timestamp(chrono::Utc::now());
-    match event {
+    Ok(match event {
         FeedEvent::Change(record, cursor) => pb::CallEvent {
             r#type: match record.kind {
                 ChangeKind::Created => Type::Created,
@@ -108,7 +110,7 @@ fn call_event(event: FeedEvent, token_for: impl Fn(Cursor) -> String) -> pb::Cal
                 ChangeKind::Deleted => Type::Deleted,
             } as i32,
             call: Some(convert::call_to_proto(record.call)),
-            sync_token: token_for(cursor),
+            sync_token: token_for(cursor)?,
             event_time: Some(convert::timestamp(record.event_time)),
         },
         FeedEvent::Initial(call) => pb::CallEvent {
@@ -120,16 +122,16 @@ fn call_event(event: FeedEvent, token_for: impl Fn(Cursor) -> String) -> pb::Cal
         FeedEvent::InitialStateComplete(cursor) => pb::CallEvent {
             r#type: Type::InitialStateComplete as i32,
             call: None,
-            sync_token: token_for(cursor),
+            sync_token: token_for(cursor)?,
             event_time: Some(now),
         },
         FeedEvent::Heartbeat(cursor) => pb::CallEvent {
             r#type: Type::Heartbeat as i32,
             call: None,
-            sync_token: token_for(cursor),
+            sync_token: token_for(cursor)?,
             event_time: Some(now),
         },
-    }
+    })
 }
 
 /// Wraps a stream so that its end (or the client leaving) is recorded in the RPC metrics.

@@ -78,7 +78,7 @@ pub async fn watch_settings(
         }
         stored.filter(|_| same_address).cloned()
     } else {
-        Some(webhooks.secrets.seal(context, basic.password.as_bytes()))
+        Some(webhooks.secrets.seal(context, basic.password.as_bytes())?)
     };
     if watch.http_request_headers.len() > MAX_HEADERS {
         violations.add(
@@ -227,19 +227,19 @@ async fn oauth2_settings(
     }
     let seal = |plain: &str, stored: Option<&Vec<u8>>| {
         if plain.is_empty() {
-            stored.cloned()
+            Ok(stored.cloned())
         } else {
-            Some(webhooks.secrets.seal(context, plain.as_bytes()))
+            webhooks.secrets.seal(context, plain.as_bytes()).map(Some)
         }
     };
     let client_secret = seal(
         &oauth2.client_secret,
         existing.and_then(|existing| existing.client_secret.as_ref()),
-    );
+    )?;
     let refresh_token = seal(
         &oauth2.refresh_token,
         existing.and_then(|existing| existing.refresh_token.as_ref()),
-    );
+    )?;
     if grant_type == "refresh_token" && refresh_token.is_none() {
         violations.add(
             "watch.oauth2_auth.refresh_token",

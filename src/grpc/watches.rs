@@ -184,7 +184,7 @@ impl WatchService for WatchApi {
             let more = watches.len() > limit;
             watches.truncate(limit);
             let next_page_token = match watches.last() {
-                Some(last) if more => self.sealer.seal(WATCH_PAGE, &(tenant.id, last.id)),
+                Some(last) if more => self.sealer.seal(WATCH_PAGE, &(tenant.id, last.id))?,
                 _ => String::new(),
             };
             Ok(pb::ListWatchesResponse {
@@ -203,7 +203,7 @@ impl WatchService for WatchApi {
             let tenant = self.authenticator.authenticate(request.metadata()).await?;
             let name = crate::domain::checked_text("name", &request.get_ref().name, 256)?;
             let secret = signing::new_key_secret();
-            let sealed = self.webhooks.secrets.seal(tenant.id.as_bytes(), &secret);
+            let sealed = self.webhooks.secrets.seal(tenant.id.as_bytes(), &secret)?;
             let key = self
                 .webhooks
                 .store
@@ -275,7 +275,7 @@ impl WatchService for WatchApi {
             let more = deliveries.len() > limit;
             deliveries.truncate(limit);
             let next_page_token = match deliveries.last() {
-                Some(last) if more => self.sealer.seal(DELIVERY_PAGE, &(watch_id, last.id)),
+                Some(last) if more => self.sealer.seal(DELIVERY_PAGE, &(watch_id, last.id))?,
                 _ => String::new(),
             };
             Ok(pb::ListDeliveriesResponse {

@@ -52,7 +52,7 @@ impl SecretBox {
         }
     }
 
-    pub fn seal(&self, context: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    pub fn seal(&self, context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, Error> {
         let mut nonce = [0_u8; NONCE_LEN];
         rand::rng().fill_bytes(&mut nonce);
         let ciphertext = self
@@ -64,10 +64,10 @@ impl SecretBox {
                     aad: context,
                 },
             )
-            .expect("AES-GCM encrypts any message of reasonable size");
+            .map_err(|_| Error::Internal(anyhow::anyhow!("AES-GCM refused to encrypt a secret")))?;
         let mut sealed = nonce.to_vec();
         sealed.extend(ciphertext);
-        sealed
+        Ok(sealed)
     }
 
     pub fn open(&self, context: &[u8], sealed: &[u8]) -> Result<Vec<u8>, Error> {

@@ -154,7 +154,8 @@ impl Sender {
             let keys = self.signing_keys(watch).await?;
             if !keys.is_empty() {
                 let signed_body = if with_body { body.as_bytes() } else { b"" };
-                let signature = signing::signature_header(&keys, event_id, timestamp, signed_body);
+                let signature = signing::signature_header(&keys, event_id, timestamp, signed_body)
+                    .map_err(|error| error.to_string())?;
                 headers.push(("webhook-signature".to_owned(), signature));
             }
         }

@@ -6,6 +6,8 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 
+use crate::Error;
+
 const SECRET_PREFIX: &str = "whsec_";
 
 /// 32 random bytes for a new signing key.
@@ -21,17 +23,28 @@ pub fn display_secret(secret: &[u8]) -> String {
 }
 
 /// The `webhook-signature` header value for `body`, one signature per key.
-pub fn signature_header(keys: &[Vec<u8>], event_id: &str, timestamp: i64, body: &[u8]) -> String {
-    keys.iter()
+pub fn signature_header(
+    keys: &[Vec<u8>],
+    event_id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> Result<String, Error> {
+    let signatures = keys
+        .iter()
         .map(|key| {
-            let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+            let mut mac = Hmac::<Sha256>::new_from_slice(key).map_err(|error| {
+                Error::Internal(anyhow::anyhow!("signing key refused: {error}"))
+            })?;
             mac.update(event_id.as_bytes());
             mac.update(b".");
             mac.update(timestamp.to_string().as_bytes());
             mac.update(b".");
             mac.update(body);
-            format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+            Ok(format!(
+                "v1,{}",
+                STANDARD.encode(mac.finalize().into_bytes())
+            ))
         })
-        .collect::<Vec<_>>()
-        .join(" ")
+        .collect::<Result<Vec<_>, Error>>()?;
+    Ok(signatures.join(" "))
 }
