@@ -221,7 +221,7 @@ impl Stream {
                 after: Position::below_barrier(page.barrier),
                 seen: page.seen.clone(),
             });
-            let calls = match page.calls() {
+            let calls = match page.calls().collect::<Result<Vec<_>, _>>() {
                 Ok(calls) => calls,
                 Err(error) => return Ok(Err(error)),
             };

@@ -98,20 +98,32 @@ pub async fn list_calls(
     };
     let mut page = api.store.list_calls(&query).await?;
     let seen = first_page_seen.unwrap_or(std::mem::take(&mut page.seen));
-    let mut calls = page.calls()?;
-    if let Some(sync_from) = &filters.sync_from {
+    // Each call is encoded as it is read; the page's tokens follow the calls.
+    let calls = page.calls();
+    let mut encoder = PageEncoder::with_capacity(calls.len());
+    let mut last_read = None;
+    for call in calls {
+        let call = call?;
+        last_read = Some(match filters.sync_from {
+            Some(_) => PageKey::Changes(call.position),
+            None => PageKey::Newest {
+                start_time_micros: call.start_time.timestamp_micros(),
+                id: call.id,
+            },
+        });
         // Changes the token's holder already has (they committed above its barrier).
-        calls.retain(|call| !sync_from.seen.contains(&call.position));
+        let had = filters
+            .sync_from
+            .as_ref()
+            .is_some_and(|sync_from| sync_from.seen.contains(&call.position));
+        if !had {
+            encoder.push_call(&call);
+        }
     }
-    let next_page_token = match calls.last() {
-        Some(last) if page.has_more => {
-            let after = match filters.sync_from {
-                Some(_) => PageKey::Changes(last.position),
-                None => PageKey::Newest {
-                    start_time_micros: last.start_time.timestamp_micros(),
-                    id: last.id,
-                },
-            };
+    // The next page starts after the last row read, sent or not: a page of changes the holder
+    // had may be empty and still be followed by more.
+    let next_page_token = match last_read {
+        Some(after) if page.has_more => {
             let token = PageToken {
                 tenant_id: tenant.id,
                 filters: filters.clone(),
@@ -152,10 +164,6 @@ pub async fn list_calls(
     } else {
         String::new()
     };
-    let mut encoder = PageEncoder::with_capacity(calls.len());
-    for call in &calls {
-        encoder.push_call(call);
-    }
     Ok(encoder.finish(&next_page_token, &next_sync_token))
 }
 

@@ -75,12 +75,11 @@ pub struct CallPage {
 }
 
 impl CallPage {
-    /// The page's calls, read in place from their rows.
-    pub fn calls(&self) -> Result<Vec<CallView<'_>>, Error> {
+    /// The page's calls in order, each read in place from its row as the iterator reaches it.
+    pub fn calls(&self) -> impl ExactSizeIterator<Item = Result<CallView<'_>, Error>> {
         self.rows
             .iter()
             .map(|row| CallView::decode(row, LIST_CALL_FIRST_COLUMN))
-            .collect()
     }
 }
 

@@ -420,6 +420,27 @@ async fn an_idle_stream_gets_heartbeats_carrying_a_resumable_token() {
     assert_eq!(next_change(&mut resumed).await.call.unwrap().id, after.id);
 }
 
+/// Updates the call the way the service writes, in a transaction left open: its change takes
+/// a position before later writes but commits (`COMMIT` on the returned client) after them.
+async fn begin_slow_update(app: &TestApp, call_id: &str) -> tokio_postgres::Client {
+    let (slow, connection) = app.database.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    slow.batch_execute("BEGIN").await.unwrap();
+    let id = uuid::Uuid::parse_str(call_id).unwrap();
+    slow.execute(
+        "WITH updated AS (
+            UPDATE calls SET external_id = 'slow', version = version + 1,
+                (change_tx, change_seq) = (pg_current_xact_id()::text::bigint, nextval('change_seq'))
+            WHERE id = $1 RETURNING *)
+         INSERT INTO change_log (change_tx, change_seq, tenant_id, call_id, kind, call)
+         SELECT change_tx, change_seq, tenant_id, id, 2, to_jsonb(updated) FROM updated",
+        &[&id],
+    )
+    .await
+    .unwrap();
+    slow
+}
+
 /// A writer that takes its position first and commits last must not be passed over.
 #[tokio::test]
 async fn a_change_that_commits_after_a_later_one_is_still_delivered() {
@@ -429,30 +450,14 @@ async fn a_change_that_commits_after_a_later_one_is_still_delivered() {
         .await;
     let mut events = watch(&app, pb::WatchCallsRequest::default()).await;
 
-    // The slow writer: the service's own write pattern, held open before commit.
-    let (mut slow, connection) = app.database.connect(tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
-    let transaction = slow.transaction().await.unwrap();
-    let id = uuid::Uuid::parse_str(&slow_target.id).unwrap();
-    transaction
-        .execute(
-            "WITH updated AS (
-                UPDATE calls SET external_id = 'slow', version = version + 1,
-                    (change_tx, change_seq) = (pg_current_xact_id()::text::bigint, nextval('change_seq'))
-                WHERE id = $1 RETURNING *)
-             INSERT INTO change_log (change_tx, change_seq, tenant_id, call_id, kind, call)
-             SELECT change_tx, change_seq, tenant_id, id, 2, to_jsonb(updated) FROM updated",
-            &[&id],
-        )
-        .await
-        .unwrap();
+    let slow = begin_slow_update(&app, &slow_target.id).await;
 
     // A fast writer with a later position commits first.
     let fast = app
         .create(call("1", "2", "2026-11-02T12:00:00", "UTC"))
         .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    transaction.commit().await.unwrap();
+    slow.batch_execute("COMMIT").await.unwrap();
 
     let first = next_change(&mut events).await;
     let second = next_change(&mut events).await;
@@ -461,6 +466,63 @@ async fn a_change_that_commits_after_a_later_one_is_still_delivered() {
         [first.call.unwrap().id, second.call.unwrap().id],
         [slow_target.id.clone(), fast.id.clone()],
         "both changes arrive, in position order"
+    );
+}
+
+/// A full list made while a write was open gives a token that marks the calls it showed above
+/// the barrier as had. A sync page made only of those is empty, yet must lead to what follows.
+#[tokio::test]
+async fn a_sync_page_of_changes_the_holder_had_still_leads_to_the_later_ones() {
+    let app = spawn_app().await;
+    let updated = app
+        .create(call("1", "2", "2026-11-01T12:00:00", "UTC"))
+        .await;
+    let slow = begin_slow_update(&app, &updated.id).await;
+    let mut had = Vec::new();
+    for minute in 1..4 {
+        let created = app
+            .create(call(
+                "1",
+                "2",
+                &format!("2026-11-01T12:{minute:02}:00"),
+                "UTC",
+            ))
+            .await;
+        had.push(created.id);
+    }
+    let (listed, sync_token) = app.list_all(pb::ListCallsRequest::default()).await;
+    assert_eq!(listed.len(), 4);
+    slow.batch_execute("COMMIT").await.unwrap();
+    let later = app
+        .create(call("1", "2", "2026-11-01T13:00:00", "UTC"))
+        .await;
+
+    let mut changes = Vec::new();
+    let mut token = sync_token;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !changes.contains(&later.id) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the later call never came back; changes: {changes:?}"
+        );
+        let mut request = pb::ListCallsRequest {
+            page_size: 1,
+            ..sync_request(&token)
+        };
+        loop {
+            let page = app.list(request.clone()).await.unwrap();
+            changes.extend(page.calls.into_iter().map(|call| call.id));
+            if page.next_page_token.is_empty() {
+                token = page.next_sync_token;
+                break;
+            }
+            request.page_token = page.next_page_token;
+        }
+    }
+    assert!(changes.contains(&updated.id), "the slow update is synced");
+    assert!(
+        had.iter().all(|id| !changes.contains(id)),
+        "calls the full list showed are not sent again: {changes:?}"
     );
 }
 
