@@ -9,7 +9,9 @@
 #
 # Settings (environment): DURATION, WARMUP (seconds), CONCURRENCY, CONNECTIONS, CALLS,
 # DEEP_PAGE, SEARCH_DIGITS (fixed at 6 in the pgbench scripts), WATCH_STREAMS, WATCH_RATE,
-# IDLE_STREAMS, CALLSD_DB_POOL_SIZE, CALLSD_MAX_IN_FLIGHT, BENCH_DB, PGHOST, PGPORT, PGUSER.
+# IDLE_STREAMS, CALLSD_DB_POOL_SIZE, CALLSD_MAX_IN_FLIGHT, CALLSD_WORKER_THREADS (1 here: on two
+# cores shared with PostgreSQL and the client it beats one thread per core, BENCHMARKS.md),
+# BENCH_DB, PGHOST, PGPORT, PGUSER.
 # Needs: cargo, PostgreSQL 15 at PGHOST:PGPORT (trust auth), psql and pgbench
 # (Debian: apt-get install postgresql-client-15 postgresql-15; pgbench ships with the server).
 # Optional: h2load and nghttp (apt-get install nghttp2-client) for the C-client figures.
@@ -35,6 +37,7 @@ IDLE_STREAMS=${IDLE_STREAMS:-10000}
 BENCH_DB=${BENCH_DB:-callsd_bench}
 export PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres}
 PGBENCH=${PGBENCH:-$(command -v pgbench || echo /usr/lib/postgresql/15/bin/pgbench)}
+export CALLSD_WORKER_THREADS=${CALLSD_WORKER_THREADS:-1}
 PORT_A=${PORT_A:-50061}
 PORT_B=${PORT_B:-50062}
 OUT=${OUT:-target/bench}
@@ -48,7 +51,7 @@ for tool in cargo psql "$PGBENCH"; do
 done
 psql -d postgres -Atc 'SELECT 1' >/dev/null || { echo "PostgreSQL does not answer at $PGHOST:$PGPORT" >&2; exit 1; }
 
-echo "== $(date -u +%FT%TZ) on $(nproc) cores; load: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== $(date -u +%FT%TZ) on $(nproc) cores; load: $(cut -d' ' -f1-3 /proc/loadavg); server worker threads: $CALLSD_WORKER_THREADS"
 cargo build --release --quiet --bin callsd --bin callsd-bench
 CALLSD=target/release/callsd
 BENCH=target/release/callsd-bench

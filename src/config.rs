@@ -17,6 +17,17 @@ pub struct Cli {
     #[command(flatten)]
     pub telemetry: TelemetrySettings,
 
+    /// Threads running requests; 0 is one per CPU this process may use. On a machine shared
+    /// with PostgreSQL, fewer can be faster: threads waking each other cost more than they
+    /// add (BENCHMARKS.md).
+    #[arg(
+        long,
+        env = "CALLSD_WORKER_THREADS",
+        default_value_t = 0,
+        global = true
+    )]
+    pub worker_threads: usize,
+
     /// What to do; `serve` when omitted.
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -101,6 +101,7 @@ fn help_documents_every_setting_with_its_environment_variable() {
         "CALLSD_LISTEN",
         "CALLSD_METRICS_LISTEN",
         "CALLSD_DB_POOL_SIZE",
+        "CALLSD_WORKER_THREADS",
         "CALLSD_SHUTDOWN_DRAIN",
         "CALLSD_HEARTBEAT_INTERVAL",
         "CALLSD_CHANGE_RETENTION",
