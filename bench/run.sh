@@ -97,13 +97,20 @@ start_server() { # port, log file; prints the pid
 PID_A=$(start_server "$PORT_A" "$OUT/server-a.log")
 SERVERS+=("$PID_A")
 
-pgbench_run() { # name, scripts...; prints tps
+# CPU busy time of the whole machine, in /proc/stat ticks (1/100 s): user nice system irq softirq.
+busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
+pgbench_run() { # name, scripts...; prints tps, and keeps the machine's CPU per transaction
     local name=$1; shift
     local files=()
     for script in "$@"; do files+=(-f "bench/pgbench/$script"); done
+    local busy_before; busy_before=$(busy_ticks)
     "$PGBENCH" -n -M prepared -c "$CONCURRENCY" -j 2 -T "$DURATION" \
         -D tenant="$TENANT" -D seeded="$CALLS" "${files[@]}" "$BENCH_DB" \
         >"$OUT/pgbench-$name.txt" 2>&1 || { cat "$OUT/pgbench-$name.txt" >&2; exit 1; }
+    local transactions
+    transactions=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$OUT/pgbench-$name.txt")
+    awk -v ticks=$(($(busy_ticks) - busy_before)) -v n="$transactions" \
+        'BEGIN { printf "%.1f\n", ticks * 10000 / (n > 0 ? n : 1) }' >"$OUT/pgbench-$name.cpu"
     sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$OUT/pgbench-$name.txt" | head -1
 }
 service_run() { # workload, extra args...; prints the RESULT line
@@ -249,6 +256,22 @@ fi
 if [[ $H2LOAD_PING_PAGE != - ]]; then
     echo "list bound if moving a page through gRPC and PostgreSQL's page add up, 1 / (1/ping carrying a page + 1/pgbench list), both from C clients: $(awk -v a="$H2LOAD_PING_PAGE" -v b="${PG[list]}" 'BEGIN { printf "%.0f req/s = %.2f of pgbench", 1 / (1 / a + 1 / b), 1 / (1 / a + 1 / b) / b }')"
 fi
+echo
+echo "CPU per request in microseconds, over each measured window. pgbench's is the machine's busy"
+echo "time (PostgreSQL and pgbench); the service's is our client, the server and the rest of the"
+echo "machine (PostgreSQL). Where the cores are the limit (not the disk: create, update), a ratio"
+echo "cannot pass pgbench total / service total, the last column."
+printf '| %-10s | %14s | %12s | %12s | %16s | %13s | %12s |\n' workload "pgbench total" "our client" "server" "PostgreSQL, rest" "service total" "CPU bound"
+printf '|%s|%s|%s|%s|%s|%s|%s|\n' ------------ ---------------- -------------- -------------- ------------------ --------------- --------------
+for workload in create get list search update mixed; do
+    line=${SVC[$workload]}
+    pg_cpu=$(cat "$OUT/pgbench-$workload.cpu" 2>/dev/null || echo -)
+    client=$(field client_cpu_us "$line") server=$(field server_cpu_us "$line") other=$(field other_cpu_us "$line")
+    total=$(awk -v a="$client" -v b="$server" -v c="$other" 'BEGIN { if (a b c ~ /-/) print "-"; else printf "%.1f", a + b + c }')
+    bound=$(awk -v p="$pg_cpu" -v s="$total" 'BEGIN { if (p == "-" || s == "-" || s == 0) print "-"; else printf "%.2f", p / s }')
+    printf '| %-10s | %14s | %12s | %12s | %16s | %13s | %12s |\n' "$workload" "$pg_cpu" "$client" "$server" "$other" "$total" "$bound"
+done
+echo
 echo "search: digit grams ${PG[search]} tps vs plain pg_trgm ${PG[search-trgm]} tps (pgbench, same 6-digit searches): $(awk -v a="${PG[search]}" -v b="${PG[search-trgm]}" 'BEGIN { printf "%.1fx", a / b }')"
 echo "list-deep p50 / list p50: $(awk -v a="$(field p50_ms "${SVC[list-deep]}")" -v b="$(field p50_ms "${SVC[list]}")" 'BEGIN { printf "%.2f", a / b }')"
 echo "overload (get at ${OVERLOAD_RATE}/s): served $(field rps "${SVC[overload]}")/s, p50 $(field p50_ms "${SVC[overload]}") ms, p99 $(field p99_ms "${SVC[overload]}") ms, errors $(field error_codes "${SVC[overload]}"), not sent $(field not_sent "${SVC[overload]}"), server peak rss $(field peak_rss_mib "${SVC[overload]}") MiB"

@@ -8,6 +8,7 @@
 //! - [`watch`]: idle WatchCalls streams, and commit-to-event latency across replicas.
 //! - [`report`]: the printed lines and the server's memory.
 
+mod cpu;
 mod data;
 mod driver;
 mod page_reader;
@@ -213,6 +214,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         let target = target.clone();
         let request =
             move |client, sequence| workloads::send(workload, target.clone(), client, sequence);
+        let cpu = tokio::spawn(cpu::measure_window(
+            args.server_pid,
+            args.warmup,
+            args.duration,
+        ));
         let stats = match args.rate {
             Some(rate) => {
                 driver::open_loop(
@@ -237,7 +243,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             }
         };
         let memory = args.server_pid.and_then(report::memory);
-        report::print_workload(workload.name(), args.concurrency, &stats, memory);
+        let cpu = cpu.await.ok().flatten();
+        report::print_workload(workload.name(), args.concurrency, &stats, memory, cpu);
     }
     Ok(())
 }

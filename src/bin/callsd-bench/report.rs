@@ -1,7 +1,7 @@
 //! Output: one human line and one `RESULT key=value ...` line per workload (bench/run.sh reads
 //! the latter), and the server's memory from /proc.
 
-use crate::{driver::Stats, watch::WatchReport};
+use crate::{cpu::CpuUse, driver::Stats, watch::WatchReport};
 
 /// A process's resident memory, in KiB.
 #[derive(Debug, Clone, Copy)]
@@ -42,11 +42,22 @@ fn errors_text(stats: &Stats) -> String {
         .join(",")
 }
 
-pub fn print_workload(name: &str, concurrency: usize, stats: &Stats, memory: Option<Memory>) {
+pub fn print_workload(
+    name: &str,
+    concurrency: usize,
+    stats: &Stats,
+    memory: Option<Memory>,
+    cpu: Option<CpuUse>,
+) {
     let seconds = stats.elapsed.as_secs_f64().max(f64::EPSILON);
     let rps = stats.ok as f64 / seconds;
     let latencies = &stats.latencies;
     let peak_mib = memory.map_or(0.0, |memory| memory.peak_rss_kib as f64 / 1024.0);
+    let cpu = cpu.map(|cpu| cpu.per(stats.ok));
+    let micros = |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |us| format!("{us:.1}"));
+    let client_cpu = micros(cpu.map(|cpu| cpu.client_micros));
+    let server_cpu = micros(cpu.and_then(|cpu| cpu.server_micros));
+    let other_cpu = micros(cpu.map(|cpu| cpu.other_micros));
     let rss_mib = memory.map_or(0.0, |memory| memory.rss_kib as f64 / 1024.0);
     println!(
         "{name:<10} c={concurrency:<4} {rps:>9.1} req/s  p50 {:>8.2} ms  p95 {:>8.2} ms  p99 {:>8.2} ms  max {:>9.2} ms  errors {}  server rss {rss_mib:.1} MiB (peak {peak_mib:.1} MiB)",
@@ -57,7 +68,11 @@ pub fn print_workload(name: &str, concurrency: usize, stats: &Stats, memory: Opt
         errors_text(stats),
     );
     println!(
-        "RESULT workload={name} concurrency={concurrency} rps={rps:.1} ok={} p50_ms={:.3} p95_ms={:.3} p99_ms={:.3} max_ms={:.3} errors={} error_codes={} not_sent={} rss_mib={rss_mib:.1} peak_rss_mib={peak_mib:.1}",
+        "{:<10} CPU per request: client {client_cpu} us, server {server_cpu} us, rest of the machine (PostgreSQL) {other_cpu} us",
+        "",
+    );
+    println!(
+        "RESULT workload={name} concurrency={concurrency} rps={rps:.1} ok={} p50_ms={:.3} p95_ms={:.3} p99_ms={:.3} max_ms={:.3} errors={} error_codes={} not_sent={} rss_mib={rss_mib:.1} peak_rss_mib={peak_mib:.1} client_cpu_us={client_cpu} server_cpu_us={server_cpu} other_cpu_us={other_cpu}",
         stats.ok,
         millis(latencies.value_at_quantile(0.50)),
         millis(latencies.value_at_quantile(0.95)),
