@@ -40,6 +40,7 @@ PGBENCH=${PGBENCH:-$(command -v pgbench || echo /usr/lib/postgresql/15/bin/pgben
 export CALLSD_WORKER_THREADS=${CALLSD_WORKER_THREADS:-1}
 PORT_A=${PORT_A:-50061}
 PORT_B=${PORT_B:-50062}
+PORT_FLOOR=${PORT_FLOOR:-50063}
 OUT=${OUT:-target/bench}
 mkdir -p "$OUT"
 
@@ -196,6 +197,27 @@ SVC[mixed]=$(service_run mixed)
 echo "== list-deep (page $DEEP_PAGE)"
 SVC[list-deep]=$(service_run list-deep)
 
+echo "== floor: get and list from a server of the service's own parts doing nothing else"
+# callsd-bench floor: tonic, the service's pool and codec, its statements; no auth, no
+# decoding, each row's columns copied raw. With as many worker threads as the service.
+TOKIO_WORKER_THREADS=$CALLSD_WORKER_THREADS "$BENCH" floor --tenant-id "$TENANT" \
+    --listen "127.0.0.1:$PORT_FLOOR" >"$OUT/floor.log" 2>&1 &
+PID_FLOOR=$!
+SERVERS+=("$PID_FLOOR")
+for _ in $(seq 100); do
+    grep -q '^listening=' "$OUT/floor.log" 2>/dev/null && break
+    sleep 0.1
+done
+declare -A FLOOR
+for workload in get list; do
+    FLOOR[$workload]=$("$BENCH" run --address "http://127.0.0.1:$PORT_FLOOR" --key "$KEY" \
+        --workloads "$workload" --connections "$CONNECTIONS" --concurrency "$CONCURRENCY" \
+        --warmup "${WARMUP}s" --duration "${DURATION}s" --server-pid "$PID_FLOOR" \
+        --seeded "$CALLS" 2>>"$OUT/bench-stderr.txt" | tee -a "$OUT/floor.txt" | grep '^RESULT' | tail -1)
+    echo "   floor $workload $(field rps "${FLOOR[$workload]}") req/s"
+done
+kill "$PID_FLOOR"
+
 echo "== plain pg_trgm search, for comparison (builds and drops a trigram index)"
 TRGM_START=$(date +%s)
 psql -d "$BENCH_DB" -qc "CREATE INDEX bench_trgm_idx ON calls USING gin (number_digits gin_trgm_ops) WHERE delete_time IS NULL" -c "ANALYZE calls"
@@ -270,6 +292,13 @@ for workload in create get list search update mixed; do
     total=$(awk -v a="$client" -v b="$server" -v c="$other" 'BEGIN { if (a b c ~ /-/) print "-"; else printf "%.1f", a + b + c }')
     bound=$(awk -v p="$pg_cpu" -v s="$total" 'BEGIN { if (p == "-" || s == "-" || s == 0) print "-"; else printf "%.2f", p / s }')
     printf '| %-10s | %14s | %12s | %12s | %16s | %13s | %12s |\n' "$workload" "$pg_cpu" "$client" "$server" "$other" "$total" "$bound"
+done
+echo
+echo "The stack's floor (callsd-bench floor: the service's pool, statements and codec, no auth, no"
+echo "decoding), from callsd-bench, same run; against it, the service's own code:"
+for workload in get list; do
+    line=${FLOOR[$workload]}
+    echo "   $workload: floor $(field rps "$line") req/s = $(awk -v s="$(field rps "$line")" -v p="${PG[$workload]}" 'BEGIN { printf "%.2f", s / p }') of pgbench; the service reaches $(awk -v s="$(field rps "${SVC[$workload]}")" -v f="$(field rps "$line")" 'BEGIN { printf "%.2f", s / f }') of the floor; server CPU per request: floor $(field server_cpu_us "$line") us, service $(field server_cpu_us "${SVC[$workload]}") us"
 done
 echo
 echo "search: digit grams ${PG[search]} tps vs plain pg_trgm ${PG[search-trgm]} tps (pgbench, same 6-digit searches): $(awk -v a="${PG[search]}" -v b="${PG[search-trgm]}" 'BEGIN { printf "%.1fx", a / b }')"

@@ -1,7 +1,10 @@
 //! The load generator itself: seeded against a test server, a few workloads run without errors.
 //! (Figures come from bench/run.sh; nothing here measures time.)
 
-use tokio::process::Command;
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::Command,
+};
 
 use crate::helpers::{connection_string, spawn_app};
 
@@ -40,37 +43,78 @@ async fn bench_seeds_a_tenant_and_runs_workloads_without_errors() {
         .expect("seed prints the key");
 
     let address = format!("http://{}", app.address);
-    let report = run_bench(
-        &[
-            "run",
-            "--address",
-            &address,
-            "--key",
-            key,
-            "--workloads",
-            "ping,get,list,search,create,update,mixed,list-deep",
-            "--seeded",
-            "300",
-            "--deep-page",
-            "3",
-            "--connections",
-            "2",
-            "--concurrency",
-            "4",
-            "--warmup",
-            "0s",
-            "--duration",
-            "300ms",
-        ],
+    let report = run_workloads(
+        &address,
+        key,
+        "ping,get,list,search,create,update,mixed,list-deep",
         &database_url,
     )
     .await;
+    assert_every_result_without_errors(&report, 8);
 
+    // The floor server answers the same get and list workloads.
+    let tenant_id = seeded
+        .lines()
+        .find_map(|line| line.strip_prefix("tenant_id="))
+        .expect("seed prints the tenant id");
+    let mut floor = Command::new(env!("CARGO_BIN_EXE_callsd-bench"))
+        .args(["floor", "--tenant-id", tenant_id])
+        .env("DATABASE_URL", &database_url)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("callsd-bench floor starts");
+    let mut first_line = String::new();
+    BufReader::new(floor.stdout.take().expect("piped stdout"))
+        .read_line(&mut first_line)
+        .await
+        .expect("the floor prints its address");
+    let floor_address = first_line
+        .trim()
+        .strip_prefix("listening=")
+        .map(|address| format!("http://{address}"))
+        .expect("listening=ADDRESS");
+    let report = run_workloads(&floor_address, key, "get,list", &database_url).await;
+    assert_every_result_without_errors(&report, 2);
+    floor.kill().await.expect("the floor stops");
+}
+
+/// A few hundred requests of each workload against `address`.
+async fn run_workloads(address: &str, key: &str, workloads: &str, database_url: &str) -> String {
+    let args = [
+        "run",
+        "--address",
+        address,
+        "--key",
+        key,
+        "--workloads",
+        workloads,
+        "--seeded",
+        "300",
+        "--deep-page",
+        "3",
+        "--connections",
+        "2",
+        "--concurrency",
+        "4",
+        "--warmup",
+        "0s",
+        "--duration",
+        "300ms",
+    ];
+    run_bench(&args, database_url).await
+}
+
+fn assert_every_result_without_errors(report: &str, workloads: usize) {
     let results: Vec<&str> = report
         .lines()
         .filter(|line| line.starts_with("RESULT "))
         .collect();
-    assert_eq!(results.len(), 8, "one result per workload: {report}");
+    assert_eq!(
+        results.len(),
+        workloads,
+        "one result per workload: {report}"
+    );
     for result in results {
         assert!(result.contains(" errors=0 "), "{result}");
         assert!(!result.contains(" ok=0 "), "{result}");

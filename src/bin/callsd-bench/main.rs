@@ -7,10 +7,13 @@
 //! - [`driver`]: closed- and open-loop drivers, latency histograms, errors by gRPC code.
 //! - [`watch`]: idle WatchCalls streams, and commit-to-event latency across replicas.
 //! - [`report`]: the printed lines and the server's memory.
+//! - [`floor`]: `floor`, a server of the service's own parts doing nothing else, to measure
+//!   what the stack itself allows.
 
 mod cpu;
 mod data;
 mod driver;
+mod floor;
 mod page_reader;
 mod report;
 mod seed;
@@ -46,6 +49,17 @@ enum Command {
     Run(RunArgs),
     /// Idle WatchCalls streams on one replica, creates through another.
     Watch(WatchArgs),
+    /// Serve GetCall and ListCalls as the stack's floor: the service's pool, statements and
+    /// codec, and nothing else (no auth, no decoding); prints `listening=ADDRESS`.
+    Floor {
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        database_url: String,
+        /// The seeded tenant's id, which every request reads.
+        #[arg(long)]
+        tenant_id: uuid::Uuid,
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -175,6 +189,11 @@ async fn main() -> anyhow::Result<()> {
             println!("key={key}");
         }
         Command::Run(args) => run(args).await?,
+        Command::Floor {
+            database_url,
+            tenant_id,
+            listen,
+        } => floor::serve(&database_url, tenant_id, listen).await?,
         Command::Watch(args) => {
             let report = watch::run(&watch::WatchOptions {
                 watch_address: args.watch_address,
