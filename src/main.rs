@@ -17,12 +17,12 @@ use callsd::{
 fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init_logging(cli.telemetry.log_format);
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    runtime.enable_all();
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
     if cli.worker_threads > 0 {
-        runtime.worker_threads(cli.worker_threads);
+        builder.worker_threads(cli.worker_threads);
     }
-    let runtime = match runtime.build() {
+    let runtime = match builder.build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");

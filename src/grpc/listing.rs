@@ -104,13 +104,6 @@ pub async fn list_calls(
     let mut last_read = None;
     for call in calls {
         let call = call?;
-        last_read = Some(match filters.sync_from {
-            Some(_) => PageKey::Changes(call.position),
-            None => PageKey::Newest {
-                start_time_micros: call.start_time.timestamp_micros(),
-                id: call.id,
-            },
-        });
         // Changes the token's holder already has (they committed above its barrier).
         let had = filters
             .sync_from
@@ -119,11 +112,19 @@ pub async fn list_calls(
         if !had {
             encoder.push_call(&call);
         }
+        last_read = Some(call);
     }
     // The next page starts after the last row read, sent or not: a page of changes the holder
     // had may be empty and still be followed by more.
     let next_page_token = match last_read {
-        Some(after) if page.has_more => {
+        Some(last) if page.has_more => {
+            let after = match filters.sync_from {
+                Some(_) => PageKey::Changes(last.position),
+                None => PageKey::Newest {
+                    start_time_micros: last.start_time.timestamp_micros(),
+                    id: last.id,
+                },
+            };
             let token = PageToken {
                 tenant_id: tenant.id,
                 filters: filters.clone(),
