@@ -60,6 +60,9 @@ const LIST_SQL: &str = "WITH barrier AS (SELECT COALESCE(NULL::bigint,
  ORDER BY c.start_time DESC, c.id DESC LIMIT $2";
 
 const PAGE_SIZE: i64 = 50;
+/// A list row starts with the feed's barrier and seen positions, then a call's 21 columns.
+const LIST_FEED_COLUMNS: usize = 3;
+const CALL_COLUMNS: usize = 21;
 /// The service's pool: 16 connections, its timeouts (src/config.rs defaults).
 const POOL: PoolSettings = PoolSettings {
     max_size: 16,
@@ -140,7 +143,10 @@ impl UnaryService<pb::GetCallRequest> for GetFloor {
                 .map_err(|_| Status::invalid_argument("id is not a UUID"))?;
             let rows = floor.query(GET_SQL, &[&floor.tenant_id, &id]).await?;
             match rows.first() {
-                Some(row) => Ok(Response::new(RawRows::from_rows(&rows[..1], 0, row.len()))),
+                Some(_) => Ok(Response::new(RawRows::from_rows(
+                    &rows[..1],
+                    0..CALL_COLUMNS,
+                ))),
                 None => Err(Status::not_found("no such call")),
             }
         })
@@ -161,8 +167,8 @@ impl UnaryService<pb::ListCallsRequest> for ListFloor {
                 .query(LIST_SQL, &[&floor.tenant_id, &(PAGE_SIZE + 1)])
                 .await?;
             let page = &rows[..rows.len().min(PAGE_SIZE as usize)];
-            // The first three columns are the feed's barrier and seen positions.
-            Ok(Response::new(RawRows::from_rows(page, 3, 24)))
+            let call_columns = LIST_FEED_COLUMNS..LIST_FEED_COLUMNS + CALL_COLUMNS;
+            Ok(Response::new(RawRows::from_rows(page, call_columns)))
         })
     }
 }
@@ -215,13 +221,13 @@ impl<'a> FromSql<'a> for RawColumn<'a> {
 struct RawRows(Vec<u8>);
 
 impl RawRows {
-    /// Columns `first..end` of each row.
-    fn from_rows(rows: &[tokio_postgres::Row], first: usize, end: usize) -> RawRows {
+    /// The given columns of each row.
+    fn from_rows(rows: &[tokio_postgres::Row], wanted: std::ops::Range<usize>) -> RawRows {
         let mut answer = Vec::with_capacity(rows.len() * 256);
         let (mut columns, mut call) = (Vec::with_capacity(256), Vec::with_capacity(256));
         for row in rows {
             columns.clear();
-            for column in first..end.min(row.len()) {
+            for column in wanted.clone() {
                 if let Ok(RawColumn(Some(raw))) = row.try_get::<_, RawColumn>(column) {
                     columns.extend_from_slice(raw);
                 }
