@@ -97,6 +97,10 @@ pub(super) const CALL_COLUMNS: &str = "id, button_id, client_id, caller_number, 
     call_type, record_mime_type, record_url, version, create_time, update_time, delete_time, \
     change_tx, change_seq";
 
+/// As many NULLs as [`CALL_COLUMNS`]: the call columns of a row that carries no call.
+pub(super) static CALL_COLUMN_NULLS: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| vec!["NULL"; CALL_COLUMNS.split(',').count()].join(", "));
+
 /// A stored call read in place: its text borrowed from the row it came in, nothing allocated.
 /// A page of calls is encoded for the client straight from these; [`CallView::to_call`] makes
 /// the owned [`Call`] everything else works with.

@@ -9,13 +9,13 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::{
-    call_rows::{decode_call_columns, CallView, WriteValues, CALL_COLUMNS},
+    call_rows::{decode_call_columns, CallView, WriteValues, CALL_COLUMNS, CALL_COLUMN_NULLS},
     changes::{cursor_from_row, ChangeKind, SEEN_COLUMNS, SEEN_CTE},
     Store,
 };
 use crate::{
     domain::{Call, CallFields},
-    feed::{Cursor, Position},
+    feed::Position,
     Error,
 };
 
@@ -283,34 +283,42 @@ impl Store {
                     let id = conditions.param(id);
                     conditions.add(format!("(c.start_time, c.id) < ({start_time}, {id})"));
                 }
-                "c.start_time DESC, c.id DESC"
+                "start_time DESC, id DESC"
             }
             ListCursor::Changes { after } => {
                 let tx = conditions.param(&after.tx);
                 let seq = conditions.param(&after.seq);
                 conditions.add(format!("(c.change_tx, c.change_seq) > ({tx}, {seq})"));
                 conditions.add("c.change_tx < (SELECT tx FROM barrier)".to_owned());
-                "c.change_tx, c.change_seq"
+                "change_tx, change_seq"
             }
         };
+        // The feed's barrier and seen positions come once, in a row of their own whose call
+        // columns are NULL, from the same snapshot as the calls. Repeated on every row, the
+        // seen positions (up to 64) made a page up to six times larger whenever some old
+        // transaction was open and writes went on: pgbench list fell from ~11,000 to ~3,000
+        // tps (BENCHMARKS.md). The outer ORDER BY keeps the page's order a guarantee.
         let sql = format!(
             "WITH barrier AS (SELECT COALESCE($2::bigint,
                  pg_snapshot_xmin(pg_current_snapshot())::text::bigint) AS tx), {SEEN_CTE}
-             SELECT (SELECT tx FROM barrier), {SEEN_COLUMNS}, {CALL_COLUMNS} FROM calls c
-             WHERE {} ORDER BY {order} LIMIT $3",
-            conditions.sql.join(" AND ")
+             (SELECT NULL::bigint, NULL::bigint[], NULL::bigint[], {CALL_COLUMNS} FROM calls c
+              WHERE {} ORDER BY {order} LIMIT $3)
+             UNION ALL
+             SELECT (SELECT tx FROM barrier), {SEEN_COLUMNS}, {nulls}
+             ORDER BY {order}",
+            conditions.sql.join(" AND "),
+            nulls = *CALL_COLUMN_NULLS,
         );
         let statement = client.prepare_cached(&sql).await?;
-        let rows = client.query(&statement, &conditions.params).await?;
-        let start = match (rows.first(), query.barrier) {
-            (Some(row), _) => cursor_from_row(row, 0),
-            (None, Some(barrier)) => Cursor::at(Position::below_barrier(barrier)),
-            (None, None) => {
-                drop(client);
-                self.current_cursor(query.tenant_id).await?
-            }
-        };
-        let mut rows = rows;
+        let mut rows = client.query(&statement, &conditions.params).await?;
+        let feed_row = rows
+            .iter()
+            .position(is_feed_row)
+            .map(|index| rows.remove(index))
+            .ok_or_else(|| {
+                Error::Internal(anyhow::anyhow!("a listing came without its feed row"))
+            })?;
+        let start = cursor_from_row(&feed_row, 0);
         let has_more = rows.len() > query.limit;
         rows.truncate(query.limit);
         Ok(CallPage {
@@ -324,6 +332,11 @@ impl Store {
             },
         })
     }
+}
+
+/// The row of a listing that holds the feed's barrier (column 0), not a call.
+fn is_feed_row(row: &tokio_postgres::Row) -> bool {
+    matches!(row.try_get::<_, Option<i64>>(0), Ok(Some(_)))
 }
 
 /// A WHERE clause built from fixed fragments; every value goes in as a parameter.

@@ -44,20 +44,25 @@ const GET_SQL: &str = "SELECT id, button_id, client_id, caller_number, called_nu
   FROM calls
  WHERE tenant_id = $1 AND id = $2 AND delete_time IS NULL";
 
-/// ListCalls' first page (Store::list_calls; bench/pgbench/list.sql).
+/// ListCalls' first page (Store::list_calls; bench/pgbench/list.sql): the calls, then the
+/// feed's barrier and seen positions in a row of their own.
 const LIST_SQL: &str = "WITH barrier AS (SELECT COALESCE(NULL::bigint,
      pg_snapshot_xmin(pg_current_snapshot())::text::bigint) AS tx), seen AS (
     SELECT change_tx, change_seq FROM change_log
     WHERE tenant_id = $1 AND change_tx >= (SELECT tx FROM barrier)
     ORDER BY change_tx, change_seq LIMIT 64)
- SELECT (SELECT tx FROM barrier), (SELECT array_agg(change_tx) FROM seen),
-     (SELECT array_agg(change_seq) FROM seen), id, button_id, client_id, caller_number,
+(SELECT NULL::bigint, NULL::bigint[], NULL::bigint[], id, button_id, client_id, caller_number,
     called_number, tracking_number, start_local, start_zone, start_time, duration_micros, status,
     external_id, call_type, record_mime_type, record_url, version, create_time, update_time,
     delete_time, change_tx, change_seq
   FROM calls c
  WHERE c.tenant_id = $1 AND c.delete_time IS NULL
- ORDER BY c.start_time DESC, c.id DESC LIMIT $2";
+ ORDER BY start_time DESC, id DESC LIMIT $2)
+UNION ALL
+SELECT (SELECT tx FROM barrier), (SELECT array_agg(change_tx) FROM seen),
+    (SELECT array_agg(change_seq) FROM seen), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+ ORDER BY start_time DESC, id DESC";
 
 const PAGE_SIZE: i64 = 50;
 /// A list row starts with the feed's barrier and seen positions, then a call's 21 columns.
@@ -166,7 +171,12 @@ impl UnaryService<pb::ListCallsRequest> for ListFloor {
             let rows = floor
                 .query(LIST_SQL, &[&floor.tenant_id, &(PAGE_SIZE + 1)])
                 .await?;
-            let page = &rows[..rows.len().min(PAGE_SIZE as usize)];
+            // The feed's row (its barrier set) is no call.
+            let calls: Vec<_> = rows
+                .into_iter()
+                .filter(|row| matches!(row.try_get::<_, Option<i64>>(0), Ok(None)))
+                .collect();
+            let page = &calls[..calls.len().min(PAGE_SIZE as usize)];
             let call_columns = LIST_FEED_COLUMNS..LIST_FEED_COLUMNS + CALL_COLUMNS;
             Ok(Response::new(RawRows::from_rows(page, call_columns)))
         })
