@@ -25,10 +25,16 @@ pub struct Stats {
     pub not_sent: u64,
 }
 
+/// A latency histogram in microseconds: 1 µs to 2 minutes, three significant digits.
+pub fn latency_histogram() -> Histogram<u64> {
+    // Constant bounds that hdrhistogram accepts (low ≥ 1, high ≥ 2 × low, sigfig ≤ 5).
+    Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid bounds")
+}
+
 impl Stats {
     fn new() -> Self {
         Stats {
-            latencies: Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid bounds"),
+            latencies: latency_histogram(),
             ok: 0,
             errors: BTreeMap::new(),
             elapsed: Duration::ZERO,

@@ -117,9 +117,7 @@ pub async fn run(options: &WatchOptions) -> anyhow::Result<WatchReport> {
     let memory_with_streams = options.watch_pid.and_then(memory);
 
     let measure_clients = connect(&options.watch_address, 1).await?;
-    let delivered = Arc::new(std::sync::Mutex::new(
-        Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).expect("valid bounds"),
-    ));
+    let delivered = Arc::new(std::sync::Mutex::new(driver::latency_histogram()));
     let events = Arc::new(AtomicU64::new(0));
     let measure_from = SystemTime::now() + options.warmup;
     // When the first measuring stream received each call, by id.
@@ -214,11 +212,10 @@ pub async fn run(options: &WatchOptions) -> anyhow::Result<WatchReport> {
     let delivery = delivered
         .lock()
         .map(|histogram| histogram.clone())
-        .unwrap_or_else(|_| Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid bounds"));
+        .unwrap_or_else(|_| driver::latency_histogram());
     // From the create's answer to the event: a lower bound of commit-to-event (the answer
     // leaves after the commit), where event_time (the transaction's start) gives the upper.
-    let mut after_answer =
-        Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).expect("valid bounds");
+    let mut after_answer = driver::latency_histogram();
     let mut event_before_answer = 0;
     if let (Ok(answered_at), Ok(received_at)) = (answered_at.lock(), received_at.lock()) {
         for (id, received) in received_at.iter() {
