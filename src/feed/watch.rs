@@ -225,17 +225,19 @@ impl Stream {
                 Ok(calls) => calls,
                 Err(error) => return Ok(Err(error)),
             };
+            let mut last_sent = None;
             for call in &calls {
                 match call.to_call() {
-                    Ok(call) => self.send(FeedEvent::Initial(call)).await?,
+                    Ok(call) => {
+                        last_sent = Some((call.start_time, call.id));
+                        self.send(FeedEvent::Initial(call)).await?;
+                    }
                     Err(error) => return Ok(Err(error)),
                 }
             }
-            match calls.last() {
+            match last_sent {
                 Some(last) if page.has_more => {
-                    query.cursor = ListCursor::Newest {
-                        after: Some((last.start_time, last.id)),
-                    };
+                    query.cursor = ListCursor::Newest { after: Some(last) };
                 }
                 _ => break,
             }

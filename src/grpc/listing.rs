@@ -121,7 +121,7 @@ pub async fn list_calls(
             let after = match filters.sync_from {
                 Some(_) => PageKey::Changes(last.position),
                 None => PageKey::Newest {
-                    start_time_micros: last.start_time.timestamp_micros(),
+                    start_time_micros: last.start_time.0,
                     id: last.id,
                 },
             };

@@ -23,7 +23,7 @@ use futures::{
 use tokio_postgres::{config::SslMode, NoTls};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-pub use call_rows::CallView;
+pub use call_rows::{CallView, UnixMicros};
 pub use calls::{CallFilters, CallPage, CallQuery, ListCursor};
 pub use changes::{ChangeBatch, ChangeKind, ChangeRecord};
 pub use deliveries::{AttemptEffect, Delivery, DeliveryOutcome};
