@@ -212,7 +212,8 @@ impl<'a> CallView<'a> {
 
 /// An instant in microseconds since the Unix epoch: what PostgreSQL stores, moved to another
 /// epoch. A page is written from it without chrono's calendar arithmetic, which turned each
-/// time into a date and back, 14% of the server's instructions on a page of 50 (callgrind).
+/// time into a date and back (with `Text`, 10% of the server's instructions on a page of
+/// 50: callgrind, BENCHMARKS.md change 21).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UnixMicros(pub i64);
 
