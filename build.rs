@@ -22,11 +22,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out_dir.join("calls_descriptor.bin"),
         file_descriptors.encode_to_vec(),
     )?;
-    // Messages and clients.
+    // Messages and clients. Type names let the request checks find each message's descriptor.
+    let mut messages = tonic_prost_build::Config::new();
+    messages.enable_type_names();
     tonic_prost_build::configure()
         .codec_path(CODEC)
         .build_server(false)
-        .compile_fds(file_descriptors.clone())?;
+        .compile_fds_with_config(file_descriptors.clone(), messages)?;
     // Servers, apart: the same messages, except that ListCalls answers with a page encoded
     // straight from the database rows (src/grpc/call_page.rs). Clients decode it as the
     // generated `ListCallsResponse`; the bytes on the wire are the same.

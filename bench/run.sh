@@ -9,9 +9,9 @@
 #
 # Settings (environment): DURATION, WARMUP (seconds), CONCURRENCY, CONNECTIONS, CALLS,
 # DEEP_PAGE, SEARCH_DIGITS (fixed at 6 in the pgbench scripts), WATCH_STREAMS, WATCH_RATE,
-# IDLE_STREAMS, CALLSD_DB_POOL_SIZE, CALLSD_MAX_IN_FLIGHT, CALLSD_WORKER_THREADS (1 here: on two
-# cores shared with PostgreSQL and the client it beats one thread per core, BENCHMARKS.md),
-# BENCH_DB, PGHOST, PGPORT, PGUSER.
+# IDLE_STREAMS, CALLSD_DB_POOL_SIZE, CALLSD_MAX_IN_FLIGHT, CALLSD_TENANT_MAX_STREAMS,
+# CALLSD_WORKER_THREADS (1 here: on two cores shared with PostgreSQL and the client it beats
+# one thread per core, BENCHMARKS.md), BENCH_DB, PGHOST, PGPORT, PGUSER.
 # Needs: cargo, PostgreSQL 15 at PGHOST:PGPORT (trust auth), psql and pgbench
 # (Debian: apt-get install postgresql-client-15 postgresql-15; pgbench ships with the server).
 # Optional: h2load and nghttp (apt-get install nghttp2-client) for the C-client figures.
@@ -38,6 +38,8 @@ BENCH_DB=${BENCH_DB:-callsd_bench}
 export PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres}
 PGBENCH=${PGBENCH:-$(command -v pgbench || echo /usr/lib/postgresql/15/bin/pgbench)}
 export CALLSD_WORKER_THREADS=${CALLSD_WORKER_THREADS:-1}
+# The idle-streams run holds IDLE_STREAMS streams of one tenant: lift that tenant's stream cap.
+export CALLSD_TENANT_MAX_STREAMS=${CALLSD_TENANT_MAX_STREAMS:-$((IDLE_STREAMS + 1000))}
 PORT_A=${PORT_A:-50061}
 PORT_B=${PORT_B:-50062}
 PORT_FLOOR=${PORT_FLOOR:-50063}

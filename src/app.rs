@@ -16,6 +16,7 @@ use tonic_health::{server::HealthReporter, ServingStatus};
 use crate::{
     auth::Authenticator,
     config::ServeSettings,
+    fair_shares::FairShares,
     feed::{Feed, FeedSettings},
     grpc::{CallApi, InFlightLimit, WatchApi, CALL_SERVICE, WATCH_SERVICE},
     pb::{
@@ -72,7 +73,11 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let address = listener.local_addr()?;
         let sealer = TokenSealer::new(&store.shared_secret(TOKEN_SECRET_NAME).await?)?;
-        let authenticator = Authenticator::new(store.clone(), settings.auth_cache_ttl);
+        let authenticator = Authenticator::new(
+            store.clone(),
+            settings.auth_cache_ttl,
+            FairShares::new(settings.tenant_limits.fair_shares()),
+        );
         let background = TaskTracker::new();
         let stop_background = CancellationToken::new();
         // Streams stop after the drain, the feed's reader with them.
@@ -107,6 +112,7 @@ impl Application {
             sealer.clone(),
             webhooks,
             in_flight.clone(),
+            settings.tenant_limits.tenant_max_watches,
         );
         let api = CallApi::new(
             store.clone(),

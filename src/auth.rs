@@ -6,6 +6,7 @@
 
 use std::{
     collections::HashMap,
+    ops::Deref,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -17,6 +18,7 @@ use tonic::metadata::MetadataMap;
 use uuid::Uuid;
 
 use crate::{
+    fair_shares::{FairShares, RequestSlot},
     store::{ApiKeyCreated, Store, Tenant},
     Error,
 };
@@ -41,21 +43,53 @@ fn hash_key(key: &str) -> Vec<u8> {
 /// Key hash -> the tenant it resolved to, and when.
 type KeyCache = HashMap<Vec<u8>, (Tenant, Instant)>;
 
-/// Resolves the `authorization: Bearer <key>` metadata of a request to its tenant.
+/// A tenant admitted to run one request within its fair share, until this drops.
+pub struct Admitted {
+    tenant: Tenant,
+    _slot: RequestSlot,
+}
+
+impl Deref for Admitted {
+    type Target = Tenant;
+
+    fn deref(&self) -> &Tenant {
+        &self.tenant
+    }
+}
+
+/// Resolves the `authorization: Bearer <key>` metadata of a request to its tenant, and admits
+/// the request within that tenant's fair share.
 #[derive(Clone)]
 pub struct Authenticator {
     store: Store,
     cache: Arc<Mutex<KeyCache>>,
     cache_ttl: Duration,
+    shares: FairShares,
 }
 
 impl Authenticator {
-    pub fn new(store: Store, cache_ttl: Duration) -> Self {
+    pub fn new(store: Store, cache_ttl: Duration, shares: FairShares) -> Self {
         Authenticator {
             store,
             cache: Arc::default(),
             cache_ttl,
+            shares,
         }
+    }
+
+    /// The caller's tenant, admitted within its fair share (see [`FairShares`]).
+    pub async fn admit(&self, metadata: &MetadataMap) -> Result<Admitted, Error> {
+        let tenant = self.authenticate(metadata).await?;
+        let slot = self.shares.admit_request(tenant.id)?;
+        Ok(Admitted {
+            tenant,
+            _slot: slot,
+        })
+    }
+
+    /// Every tenant's fair shares, for what outlives one request (streams).
+    pub fn shares(&self) -> &FairShares {
+        &self.shares
     }
 
     /// The caller's tenant. Missing, malformed, unknown and revoked keys all give the same

@@ -185,9 +185,52 @@ pub struct ServeSettings {
     #[arg(long, env = "CALLSD_MAX_IN_FLIGHT", default_value_t = 128)]
     pub max_in_flight: usize,
 
+    /// Each tenant's fair share of this process.
+    #[command(flatten)]
+    pub tenant_limits: TenantLimitSettings,
+
     /// Webhook (watch) delivery settings.
     #[command(flatten)]
     pub webhooks: Box<WebhookSettings>,
+}
+
+/// What one tenant may take of a replica, so that no tenant starves the others. Past a limit a
+/// request fails at once with RESOURCE_EXHAUSTED, an ErrorInfo reason (`TENANT_...`) and, where
+/// waiting helps, a RetryInfo delay.
+#[derive(Debug, Clone, Args)]
+pub struct TenantLimitSettings {
+    /// Requests a second one tenant may start on average, per replica (a token bucket);
+    /// 0 turns the rate limit off. Size it to your tenants' traffic.
+    #[arg(long, env = "CALLSD_TENANT_RATE", default_value_t = 0.0)]
+    pub tenant_rate: f64,
+
+    /// Requests one tenant may start at once after being idle (the bucket's size).
+    #[arg(long, env = "CALLSD_TENANT_BURST", default_value_t = 200)]
+    pub tenant_burst: u32,
+
+    /// Requests of one tenant in flight at once per replica: by default half of
+    /// CALLSD_MAX_IN_FLIGHT, so another tenant always finds room.
+    #[arg(long, env = "CALLSD_TENANT_MAX_IN_FLIGHT", default_value_t = 64)]
+    pub tenant_max_in_flight: usize,
+
+    /// WatchCalls streams one tenant may hold open per replica.
+    #[arg(long, env = "CALLSD_TENANT_MAX_STREAMS", default_value_t = 1000)]
+    pub tenant_max_streams: usize,
+
+    /// Watches (webhooks) one tenant may have.
+    #[arg(long, env = "CALLSD_TENANT_MAX_WATCHES", default_value_t = 100)]
+    pub tenant_max_watches: u32,
+}
+
+impl TenantLimitSettings {
+    pub fn fair_shares(&self) -> crate::fair_shares::FairShareSettings {
+        crate::fair_shares::FairShareSettings {
+            rate: self.tenant_rate,
+            burst: self.tenant_burst,
+            max_in_flight: self.tenant_max_in_flight,
+            max_streams: self.tenant_max_streams,
+        }
+    }
 }
 
 /// How watches deliver their webhooks (see the README's "Webhooks (watches)").

@@ -8,6 +8,15 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 /// The `ErrorInfo` domain of every error this service returns.
 pub const ERROR_DOMAIN: &str = "callsd";
+/// Violations a `BadRequest` carries; the rest are counted in a last one. With the caps below
+/// the whole error (message and details, as trailers) stays under 8 KiB, whatever the input.
+const MAX_REPORTED_VIOLATIONS: usize = 12;
+/// Violations the message repeats; the details carry the rest.
+const MAX_VIOLATIONS_IN_MESSAGE: usize = 3;
+const MAX_FIELD_CHARS: usize = 128;
+const MAX_DESCRIPTION_CHARS: usize = 200;
+/// Characters of a client's value an error may quote.
+const MAX_QUOTED_CHARS: usize = 64;
 
 /// One bad field of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +25,39 @@ pub struct FieldViolation {
     pub field: String,
     /// What is wrong with it, for a person to read.
     pub description: String,
+}
+
+/// Which of a tenant's fair shares a request would exceed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TenantLimit {
+    /// Requests a second (`CALLSD_TENANT_RATE`, `CALLSD_TENANT_BURST`).
+    Rate,
+    /// Requests in flight (`CALLSD_TENANT_MAX_IN_FLIGHT`).
+    InFlight,
+    /// Open WatchCalls streams (`CALLSD_TENANT_MAX_STREAMS`).
+    Streams,
+    /// Watches (`CALLSD_TENANT_MAX_WATCHES`).
+    Watches,
+}
+
+impl TenantLimit {
+    fn reason(self) -> &'static str {
+        match self {
+            TenantLimit::Rate => "TENANT_RATE_LIMITED",
+            TenantLimit::InFlight => "TENANT_IN_FLIGHT_LIMITED",
+            TenantLimit::Streams => "TENANT_STREAM_LIMIT",
+            TenantLimit::Watches => "TENANT_WATCH_LIMIT",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            TenantLimit::Rate => "this tenant sends more requests a second than its share",
+            TenantLimit::InFlight => "this tenant has too many requests in flight",
+            TenantLimit::Streams => "this tenant has too many WatchCalls streams open",
+            TenantLimit::Watches => "this tenant has as many watches as it may; delete one first",
+        }
+    }
 }
 
 /// Everything that can go wrong while serving a request.
@@ -37,6 +79,20 @@ pub enum Error {
     ShuttingDown,
     #[error("too many requests in flight; retry with backoff")]
     Overloaded,
+    #[error("{}", .limit.describe())]
+    TenantLimited {
+        limit: TenantLimit,
+        /// When a retry may succeed; none when only the tenant's own action helps.
+        retry_after: Option<std::time::Duration>,
+    },
+    #[error(
+        "a change to one of your calls cannot be read; the stream ended after the last change \
+         it could send (ErrorInfo metadata sync_token resumes there)"
+    )]
+    ChangeUnreadable {
+        /// Resumes right after the last change sent.
+        sync_token: String,
+    },
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -61,6 +117,8 @@ impl Error {
             Error::DatabaseUnavailable(_) => "DATABASE_UNAVAILABLE",
             Error::ShuttingDown => "SHUTTING_DOWN",
             Error::Overloaded => "OVERLOADED",
+            Error::TenantLimited { limit, .. } => limit.reason(),
+            Error::ChangeUnreadable { .. } => "CHANGE_UNREADABLE",
             Error::Internal(_) => "INTERNAL",
         }
     }
@@ -73,9 +131,20 @@ impl Error {
             Error::Unauthenticated => Code::Unauthenticated,
             Error::SyncTokenExpired => Code::FailedPrecondition,
             Error::DatabaseUnavailable(_) | Error::ShuttingDown => Code::Unavailable,
-            Error::Overloaded => Code::ResourceExhausted,
+            Error::Overloaded | Error::TenantLimited { .. } => Code::ResourceExhausted,
+            // Stored data the service cannot read back: retrying will not help.
+            Error::ChangeUnreadable { .. } => Code::DataLoss,
             Error::Internal(_) => Code::Internal,
         }
+    }
+}
+
+/// `value` quoted for an error message: at most 64 characters of it, so an error never
+/// echoes a hostile input back whole.
+pub fn quote(value: &str) -> String {
+    match value.char_indices().nth(MAX_QUOTED_CHARS) {
+        None => format!("{value:?}"),
+        Some((end, _)) => format!("{:?}…", &value[..end]),
     }
 }
 
@@ -85,10 +154,13 @@ pub struct Violations(Vec<FieldViolation>);
 
 impl Violations {
     pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
-        self.0.push(FieldViolation {
-            field: field.into(),
-            description: description.into(),
-        });
+        // Memory stays bounded however many fields are bad; the Status reports only a few.
+        if self.0.len() <= MAX_REPORTED_VIOLATIONS {
+            self.0.push(FieldViolation {
+                field: field.into(),
+                description: description.into(),
+            });
+        }
     }
 
     /// Keeps the value of `result`, or records its violations and returns `None`.
@@ -118,11 +190,30 @@ impl Violations {
 }
 
 fn describe(violations: &[FieldViolation]) -> String {
-    violations
+    let mut text = violations
         .iter()
-        .map(|violation| format!("{}: {}", violation.field, violation.description))
+        .take(MAX_VIOLATIONS_IN_MESSAGE)
+        .map(|violation| {
+            format!(
+                "{}: {}",
+                cut(&violation.field, MAX_FIELD_CHARS),
+                cut(&violation.description, MAX_DESCRIPTION_CHARS)
+            )
+        })
         .collect::<Vec<_>>()
-        .join("; ")
+        .join("; ");
+    if violations.len() > MAX_VIOLATIONS_IN_MESSAGE {
+        text.push_str("; and other fields (see the BadRequest details)");
+    }
+    text
+}
+
+/// The first `max_chars` characters of `text`.
+fn cut(text: &str, max_chars: usize) -> &str {
+    match text.char_indices().nth(max_chars) {
+        None => text,
+        Some((end, _)) => &text[..end],
+    }
 }
 
 impl From<Error> for Status {
@@ -138,15 +229,60 @@ impl From<Error> for Status {
         }
         let mut details = ErrorDetails::new();
         if let Error::InvalidArgument(violations) = &error {
-            for violation in violations {
-                details.add_bad_request_violation(&violation.field, &violation.description);
+            for violation in violations.iter().take(MAX_REPORTED_VIOLATIONS) {
+                details.add_bad_request_violation(
+                    cut(&violation.field, MAX_FIELD_CHARS),
+                    cut(&violation.description, MAX_DESCRIPTION_CHARS),
+                );
+            }
+            if violations.len() > MAX_REPORTED_VIOLATIONS {
+                details.add_bad_request_violation("request", "other fields are invalid too");
             }
         }
-        details.set_error_info(
-            error.reason(),
-            ERROR_DOMAIN,
-            std::collections::HashMap::new(),
-        );
+        if let Error::TenantLimited {
+            retry_after: Some(delay),
+            ..
+        } = &error
+        {
+            details.set_retry_info(Some(*delay));
+        }
+        let mut metadata = std::collections::HashMap::new();
+        if let Error::ChangeUnreadable { sync_token } = &error {
+            metadata.insert("sync_token".to_owned(), sync_token.clone());
+        }
+        details.set_error_info(error.reason(), ERROR_DOMAIN, metadata);
         Status::with_error_details(error.code(), error.to_string(), details)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quote_keeps_at_most_64_characters_of_a_value() {
+        assert_eq!(quote("Europe/Paris"), "\"Europe/Paris\"");
+        let quoted = quote(&"é".repeat(100_000));
+        assert_eq!(quoted, format!("{:?}…", "é".repeat(64)));
+    }
+
+    #[test]
+    fn an_error_about_many_huge_fields_stays_under_8_kib() {
+        let mut violations = Violations::default();
+        for index in 0..100_000 {
+            violations.add(
+                format!("field_{index}_{}", "f".repeat(1000)),
+                "d".repeat(10_000),
+            );
+        }
+        let status = Status::from(violations.finish(|| ()).unwrap_err());
+        // Details travel base64-encoded in the trailers.
+        let size = status.message().len() + status.details().len().div_ceil(3) * 4;
+        assert!(size < 8 * 1024, "the error takes {size} bytes");
+        let bad_request = status.get_details_bad_request().expect("a BadRequest");
+        assert_eq!(
+            bad_request.field_violations.len(),
+            MAX_REPORTED_VIOLATIONS + 1
+        );
     }
 }

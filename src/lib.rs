@@ -13,7 +13,8 @@
 //! - [`store`]: PostgreSQL access: pool, migrations, queries, SQLSTATE to [`Error`].
 //! - [`feed`]: change-log positions, sync tokens, and the `WatchCalls` fan-out.
 //! - [`webhooks`]: watches: signed, at-least-once delivery of changes to HTTP receivers.
-//! - [`auth`]: API keys, stored as hashes, resolved to a tenant.
+//! - [`auth`]: API keys, stored as hashes, resolved to a tenant and admitted within its share.
+//! - [`fair_shares`]: per-tenant rate, in-flight and stream limits, so no tenant starves another.
 //! - [`tokens`]: opaque, tamper-evident page and sync tokens.
 //! - [`error`]: the one [`Error`] enum and its mapping to `tonic::Status`.
 //! - [`telemetry`]: logs and metrics.
@@ -25,6 +26,7 @@ pub mod config;
 pub mod domain;
 pub mod embedded_postgres;
 pub mod error;
+pub mod fair_shares;
 pub mod feed;
 pub mod grpc;
 pub mod pb;

@@ -104,4 +104,25 @@ mod tests {
             assert_eq!(sealer.open::<i64>("page", garbage), None);
         }
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_text_opens_to_nothing(token in "\\PC{0,6000}") {
+            let sealer = TokenSealer::new(b"key").unwrap();
+            proptest::prop_assert_eq!(sealer.open::<serde_json::Value>("page", &token), None);
+        }
+
+        #[test]
+        fn a_token_with_any_byte_flipped_does_not_open(index in 0_usize..64, bit in 0_u8..8) {
+            let sealer = TokenSealer::new(b"key").unwrap();
+            let token = sealer.seal("page", &("cursor", 42_i64)).unwrap();
+            let mut bytes = URL_SAFE_NO_PAD.decode(&token).unwrap();
+            let index = index % bytes.len();
+            bytes[index] ^= 1 << bit;
+            let forged = URL_SAFE_NO_PAD.encode(bytes);
+            proptest::prop_assert_eq!(sealer.open::<(String, i64)>("page", &forged), None);
+        }
+    }
 }

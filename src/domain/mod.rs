@@ -9,5 +9,5 @@ mod text;
 
 pub use call::{Call, CallFields, CallRecord, CallStatus, CallType, MAX_DURATION};
 pub use phone::{digits_of, PhoneNumber};
-pub use start::{parse_time_zone, write_date_time_text, CallStart};
+pub use start::{is_timestamp, parse_time_zone, write_date_time_text, CallStart};
 pub use text::checked_text;

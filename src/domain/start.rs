@@ -10,7 +10,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Datelike, LocalResult, NaiveDateTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 
-use crate::Error;
+use crate::{error::quote, Error};
 
 /// A validated call start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,18 +42,32 @@ impl CallStart {
         Ok(start)
     }
 
-    /// The instant this local time denotes in its zone.
+    /// The instant this local time denotes in its zone, within what a
+    /// `google.protobuf.Timestamp` can carry.
     pub fn instant(&self) -> Result<DateTime<Utc>, String> {
-        match self.zone.from_local_datetime(&self.local) {
-            LocalResult::Single(instant) => Ok(instant.with_timezone(&Utc)),
+        let instant = match self.zone.from_local_datetime(&self.local) {
+            LocalResult::Single(instant) => instant.with_timezone(&Utc),
             // Both instants are real; the earlier is the first time the wall clock read this.
-            LocalResult::Ambiguous(earlier, _later) => Ok(earlier.with_timezone(&Utc)),
-            LocalResult::None => Err(format!(
-                "{} does not exist in {}: the clocks skip it (daylight saving time)",
-                self.local.format("%Y-%m-%dT%H:%M:%S"),
+            LocalResult::Ambiguous(earlier, _later) => earlier.with_timezone(&Utc),
+            LocalResult::None => {
+                return Err(format!(
+                    "{} does not exist in {}: the clocks skip it (daylight saving time)",
+                    self.local.format("%Y-%m-%dT%H:%M:%S"),
+                    self.zone.name()
+                ))
+            }
+        };
+        // 0001-01-01T00:00:00 in Paris is 0000-12-31T23:50:39Z: no client could read it back,
+        // and PostgreSQL writes it as a BC date that nothing downstream parses.
+        if !is_timestamp(instant) {
+            return Err(format!(
+                "is {} in {}, outside what a timestamp can carry \
+                 (0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z)",
+                instant.format("%Y-%m-%dT%H:%M:%SZ"),
                 self.zone.name()
-            )),
+            ));
         }
+        Ok(instant)
     }
 
     /// The local time as the seed writes it (see [`write_date_time_text`]).
@@ -114,12 +128,21 @@ fn push_digits(text: &mut String, value: u32, width: u32) {
     }
 }
 
+/// Whether `instant` lies in `google.protobuf.Timestamp`'s range, 0001-01-01T00:00:00Z to
+/// 9999-12-31T23:59:59.999999999Z (years 1 to 9999 in UTC).
+pub fn is_timestamp(instant: DateTime<Utc>) -> bool {
+    (1..=9999).contains(&instant.year())
+}
+
 /// Parses an IANA zone name such as `Europe/Paris`.
 pub fn parse_time_zone(field: &str, name: &str) -> Result<Tz, Error> {
     Tz::from_str(name).map_err(|_| {
         Error::invalid(
             field,
-            format!("{name:?} is not an IANA time zone (e.g. \"Europe/Paris\")"),
+            format!(
+                "{} is not an IANA time zone (e.g. \"Europe/Paris\")",
+                quote(name)
+            ),
         )
     })
 }
@@ -242,10 +265,54 @@ mod tests {
     }
 
     #[test]
+    fn a_start_whose_instant_leaves_the_timestamp_range_is_refused() {
+        for (date_time, zone) in [
+            ("0001-01-01T00:00:00", "Europe/Paris"),
+            ("9999-12-31T23:00:00", "America/New_York"),
+        ] {
+            let Err(Error::InvalidArgument(violations)) = start(date_time, zone) else {
+                panic!("{date_time} in {zone} was accepted");
+            };
+            assert_eq!(violations[0].field, "call.start.date_time");
+            assert!(violations[0]
+                .description
+                .contains("outside what a timestamp can carry"));
+        }
+        assert!(start("0001-01-01T00:00:00", "UTC").is_ok());
+        assert!(start("9999-12-31T23:59:59.999999", "UTC").is_ok());
+    }
+
+    #[test]
     fn unknown_zones_and_garbage_are_refused() {
         assert!(start("2026-11-27T09:30:00", "Mars/Olympus").is_err());
         assert!(start("yesterday", "").is_err());
         assert!(start("", "").is_err());
         assert!(start("2026-02-30T09:30:00", "").is_err());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn any_text_parses_or_is_refused_without_panicking(
+            date_time in "\\PC{0,40}",
+            zone in "\\PC{0,40}",
+        ) {
+            let _ = start(&date_time, &zone);
+        }
+
+        #[test]
+        fn an_accepted_start_in_any_zone_is_a_timestamp(
+            year in proptest::prop_oneof![1_i32..=3, 9997_i32..=9999, 1_i32..=9999],
+            month in 1_u32..=12,
+            day in 1_u32..=28,
+            hour in 0_u32..24,
+            zone in proptest::sample::select(chrono_tz::TZ_VARIANTS.to_vec()),
+        ) {
+            let date_time = format!("{year:04}-{month:02}-{day:02}T{hour:02}:00:00");
+            if let Ok(start) = start(&date_time, zone.name()) {
+                proptest::prop_assert!(is_timestamp(start.instant().unwrap()));
+            }
+        }
     }
 }

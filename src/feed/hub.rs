@@ -97,6 +97,7 @@ impl Feed {
                         wait = Duration::ZERO;
                     }
                     if batch.complete_through > cursor {
+                        log_unreadable(&batch);
                         tracing::trace!(
                             changes = batch.records.len(),
                             complete_through = ?batch.complete_through,
@@ -113,6 +114,20 @@ impl Feed {
                 }
             }
         }
+    }
+}
+
+/// Reports each change that cannot be read, once: the hub reads every position once.
+fn log_unreadable(batch: &ChangeBatch) {
+    for change in &batch.unreadable {
+        metrics::counter!("callsd_feed_unreadable_changes_total").increment(1);
+        tracing::error!(
+            tenant_id = %change.tenant_id,
+            call_id = %change.call_id,
+            position = ?change.position,
+            reason = %change.reason,
+            "a change cannot be read; that tenant's streams end at it, others go on"
+        );
     }
 }
 

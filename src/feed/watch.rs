@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::{hub::BATCH_SIZE, Cursor, Feed, Position};
 use crate::{
     domain::Call,
-    store::{CallFilters, CallQuery, ChangeRecord, ListCursor},
+    store::{CallFilters, CallQuery, ChangeBatch, ChangeRecord, ListCursor},
     Error,
 };
 
@@ -58,6 +58,16 @@ pub enum FeedEvent {
     Initial(Call),
     InitialStateComplete(Cursor),
     Heartbeat(Cursor),
+    /// The tenant's next change cannot be read: the stream ends, the cursor is the last good one.
+    Unreadable(Cursor),
+}
+
+/// What [`Stream::send_batch`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    Nothing,
+    Changes,
+    Unreadable,
 }
 
 /// The receiving end of a stream, for the gRPC layer.
@@ -150,10 +160,9 @@ impl Stream {
                     Ok(batch) => batch,
                     Err(error) => return Ok(Err(error)),
                 };
-                for record in &batch.records {
-                    self.send_change(record, &mut cursor).await?;
+                if self.send_batch(&batch, &mut cursor).await? == Sent::Unreadable {
+                    return Ok(Ok(()));
                 }
-                cursor.advance(batch.complete_through);
                 tracing::trace!(
                     changes = batch.records.len(),
                     ?cursor,
@@ -175,16 +184,11 @@ impl Stream {
                         heartbeat_at = Instant::now() + heartbeat_interval;
                     }
                     received = batches.recv() => match received {
-                        Ok(batch) => {
-                            for record in &batch.records {
-                                if record.tenant_id == self.tenant_id
-                                    && self.send_change(record, &mut cursor).await?
-                                {
-                                    heartbeat_at = Instant::now() + heartbeat_interval;
-                                }
-                            }
-                            cursor.advance(batch.complete_through);
-                        }
+                        Ok(batch) => match self.send_batch(&batch, &mut cursor).await? {
+                            Sent::Changes => heartbeat_at = Instant::now() + heartbeat_interval,
+                            Sent::Nothing => {}
+                            Sent::Unreadable => return Ok(Ok(())),
+                        },
                         Err(RecvError::Lagged(skipped)) => {
                             tracing::debug!(skipped, "watch stream fell behind; reading the log");
                             break;
@@ -246,6 +250,34 @@ impl Stream {
         self.send(FeedEvent::InitialStateComplete(start.clone()))
             .await?;
         Ok(Ok(start))
+    }
+
+    /// Sends this tenant's changes in `batch` that the client does not have yet, in order, and
+    /// moves `cursor` past the batch. A change that cannot be read ends the stream right
+    /// before it, with the cursor of the last change sent, so the client loses nothing silently.
+    async fn send_batch(
+        &self,
+        batch: &ChangeBatch,
+        cursor: &mut Cursor,
+    ) -> Result<Sent, ClientGone> {
+        let unreadable = batch
+            .first_unreadable(self.tenant_id, |position| !cursor.has_seen(position))
+            .map(|change| change.position);
+        let mut sent = Sent::Nothing;
+        for record in &batch.records {
+            if unreadable.is_some_and(|position| record.position > position) {
+                break;
+            }
+            if record.tenant_id == self.tenant_id && self.send_change(record, cursor).await? {
+                sent = Sent::Changes;
+            }
+        }
+        if unreadable.is_some() {
+            self.send(FeedEvent::Unreadable(cursor.clone())).await?;
+            return Ok(Sent::Unreadable);
+        }
+        cursor.advance(batch.complete_through);
+        Ok(sent)
     }
 
     /// Sends a change the client does not have yet, if it passes the filters; true when sent.

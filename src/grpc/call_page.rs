@@ -98,6 +98,11 @@ impl PageEncoder {
         );
     }
 
+    /// Bytes written so far: the calls of the page.
+    pub fn encoded_len(&self) -> usize {
+        self.page.len()
+    }
+
     /// Adds `next_page_token` (2) and `next_sync_token` (3).
     pub fn finish(mut self, next_page_token: &str, next_sync_token: &str) -> EncodedPage {
         put_str(&mut self.page, 2, next_page_token);

@@ -58,27 +58,33 @@ impl CallService for CallApi {
         &self,
         request: Request<pb::CreateCallRequest>,
     ) -> Result<Response<pb::CreateCallResponse>, Status> {
-        observe(&self.in_flight, CALL_SERVICE, "CreateCall", async {
-            let tenant = self.authenticator.authenticate(request.metadata()).await?;
-            let request = request.get_ref();
-            let call = request
-                .call
-                .as_ref()
-                .ok_or_else(|| Error::invalid("call", "is required"))?;
-            let fields = convert::call_fields(call, tenant.time_zone)?;
-            let request_id = match request.request_id.as_str() {
-                "" => None,
-                id => Some(checked_text("request_id", id, MAX_REQUEST_ID_CHARS)?),
-            };
-            let call = self
-                .store
-                .create_call(tenant.id, request_id.as_deref(), &fields)
-                .await?;
-            tracing::info!(call_id = %call.id, tenant = %tenant.name, "call created");
-            Ok(pb::CreateCallResponse {
-                call: Some(convert::call_to_proto(call)),
-            })
-        })
+        observe(
+            &self.in_flight,
+            CALL_SERVICE,
+            "CreateCall",
+            request.get_ref(),
+            async {
+                let tenant = self.authenticator.admit(request.metadata()).await?;
+                let request = request.get_ref();
+                let call = request
+                    .call
+                    .as_ref()
+                    .ok_or_else(|| Error::invalid("call", "is required"))?;
+                let fields = convert::call_fields(call, tenant.time_zone)?;
+                let request_id = match request.request_id.as_str() {
+                    "" => None,
+                    id => Some(checked_text("request_id", id, MAX_REQUEST_ID_CHARS)?),
+                };
+                let call = self
+                    .store
+                    .create_call(tenant.id, request_id.as_deref(), &fields)
+                    .await?;
+                tracing::info!(call_id = %call.id, tenant = %tenant.name, "call created");
+                Ok(pb::CreateCallResponse {
+                    call: Some(convert::call_to_proto(call)),
+                })
+            },
+        )
         .await
     }
 
@@ -86,14 +92,20 @@ impl CallService for CallApi {
         &self,
         request: Request<pb::GetCallRequest>,
     ) -> Result<Response<pb::GetCallResponse>, Status> {
-        observe(&self.in_flight, CALL_SERVICE, "GetCall", async {
-            let tenant = self.authenticator.authenticate(request.metadata()).await?;
-            let id = convert::call_id("id", &request.get_ref().id)?;
-            let call = self.store.get_call(tenant.id, id).await?;
-            Ok(pb::GetCallResponse {
-                call: Some(convert::call_to_proto(call)),
-            })
-        })
+        observe(
+            &self.in_flight,
+            CALL_SERVICE,
+            "GetCall",
+            request.get_ref(),
+            async {
+                let tenant = self.authenticator.admit(request.metadata()).await?;
+                let id = convert::call_id("id", &request.get_ref().id)?;
+                let call = self.store.get_call(tenant.id, id).await?;
+                Ok(pb::GetCallResponse {
+                    call: Some(convert::call_to_proto(call)),
+                })
+            },
+        )
         .await
     }
 
@@ -101,29 +113,35 @@ impl CallService for CallApi {
         &self,
         request: Request<pb::UpdateCallRequest>,
     ) -> Result<Response<pb::UpdateCallResponse>, Status> {
-        observe(&self.in_flight, CALL_SERVICE, "UpdateCall", async {
-            let tenant = self.authenticator.authenticate(request.metadata()).await?;
-            let request = request.get_ref();
-            let patch = request
-                .call
-                .as_ref()
-                .ok_or_else(|| Error::invalid("call", "is required"))?;
-            let id = convert::call_id("call.id", &patch.id)?;
-            let paths = super::update_mask::mask_paths(patch, request.update_mask.as_ref())?;
-            let expected_etag = (!patch.etag.is_empty()).then_some(patch.etag.as_str());
-            let call = self
-                .store
-                .update_call(tenant.id, id, expected_etag, |current| {
-                    let mut merged = convert::call_to_proto(current.clone());
-                    super::update_mask::apply(&mut merged, patch, &paths);
-                    convert::call_fields(&merged, tenant.time_zone)
+        observe(
+            &self.in_flight,
+            CALL_SERVICE,
+            "UpdateCall",
+            request.get_ref(),
+            async {
+                let tenant = self.authenticator.admit(request.metadata()).await?;
+                let request = request.get_ref();
+                let patch = request
+                    .call
+                    .as_ref()
+                    .ok_or_else(|| Error::invalid("call", "is required"))?;
+                let id = convert::call_id("call.id", &patch.id)?;
+                let paths = super::update_mask::mask_paths(patch, request.update_mask.as_ref())?;
+                let expected_etag = (!patch.etag.is_empty()).then_some(patch.etag.as_str());
+                let call = self
+                    .store
+                    .update_call(tenant.id, id, expected_etag, |current| {
+                        let mut merged = convert::call_to_proto(current.clone());
+                        super::update_mask::apply(&mut merged, patch, &paths);
+                        convert::call_fields(&merged, tenant.time_zone)
+                    })
+                    .await?;
+                tracing::info!(call_id = %call.id, tenant = %tenant.name, "call updated");
+                Ok(pb::UpdateCallResponse {
+                    call: Some(convert::call_to_proto(call)),
                 })
-                .await?;
-            tracing::info!(call_id = %call.id, tenant = %tenant.name, "call updated");
-            Ok(pb::UpdateCallResponse {
-                call: Some(convert::call_to_proto(call)),
-            })
-        })
+            },
+        )
         .await
     }
 
@@ -131,15 +149,21 @@ impl CallService for CallApi {
         &self,
         request: Request<pb::DeleteCallRequest>,
     ) -> Result<Response<pb::DeleteCallResponse>, Status> {
-        observe(&self.in_flight, CALL_SERVICE, "DeleteCall", async {
-            let tenant = self.authenticator.authenticate(request.metadata()).await?;
-            let request = request.get_ref();
-            let id = convert::call_id("id", &request.id)?;
-            let expected_etag = (!request.etag.is_empty()).then_some(request.etag.as_str());
-            self.store.delete_call(tenant.id, id, expected_etag).await?;
-            tracing::info!(call_id = %id, tenant = %tenant.name, "call deleted");
-            Ok(pb::DeleteCallResponse {})
-        })
+        observe(
+            &self.in_flight,
+            CALL_SERVICE,
+            "DeleteCall",
+            request.get_ref(),
+            async {
+                let tenant = self.authenticator.admit(request.metadata()).await?;
+                let request = request.get_ref();
+                let id = convert::call_id("id", &request.id)?;
+                let expected_etag = (!request.etag.is_empty()).then_some(request.etag.as_str());
+                self.store.delete_call(tenant.id, id, expected_etag).await?;
+                tracing::info!(call_id = %id, tenant = %tenant.name, "call deleted");
+                Ok(pb::DeleteCallResponse {})
+            },
+        )
         .await
     }
 
@@ -147,10 +171,16 @@ impl CallService for CallApi {
         &self,
         request: Request<pb::ListCallsRequest>,
     ) -> Result<Response<EncodedPage>, Status> {
-        observe(&self.in_flight, CALL_SERVICE, "ListCalls", async {
-            let tenant = self.authenticator.authenticate(request.metadata()).await?;
-            listing::list_calls(self, &tenant, request.get_ref()).await
-        })
+        observe(
+            &self.in_flight,
+            CALL_SERVICE,
+            "ListCalls",
+            request.get_ref(),
+            async {
+                let tenant = self.authenticator.admit(request.metadata()).await?;
+                listing::list_calls(self, &tenant, request.get_ref()).await
+            },
+        )
         .await
     }
 
@@ -166,7 +196,8 @@ impl CallService for CallApi {
         // A stream holds an in-flight slot only while it opens.
         let opened = match self.in_flight.enter() {
             Ok(_slot) => async {
-                let tenant = self.authenticator.authenticate(request.metadata()).await?;
+                super::check_request(request.get_ref())?;
+                let tenant = self.authenticator.admit(request.metadata()).await?;
                 watch::open(self, &tenant, request.get_ref()).await
             }
             .await

@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use crate::{
     domain::{
-        checked_text, Call, CallFields, CallRecord, CallStart, CallStatus, CallType, PhoneNumber,
-        MAX_DURATION,
+        checked_text, is_timestamp, Call, CallFields, CallRecord, CallStart, CallStatus, CallType,
+        PhoneNumber, MAX_DURATION,
     },
     error::Violations,
     pb::calls::v1 as pb,
@@ -69,6 +69,20 @@ pub fn call_fields(call: &pb::Call, default_zone: Tz) -> Result<CallFields, Erro
         )),
     };
     let duration = violations.check(duration(call.duration.as_ref()));
+    if let (Some(start), Some(duration)) = (&start, duration) {
+        // The end is what time windows compare: it must be a timestamp too.
+        let end = start.instant().ok().and_then(|instant| {
+            chrono::Duration::from_std(duration)
+                .ok()
+                .map(|d| instant + d)
+        });
+        if end.is_some_and(|end| !is_timestamp(end)) {
+            violations.add(
+                "call.duration",
+                "ends the call after 9999-12-31T23:59:59Z, past what a timestamp can carry",
+            );
+        }
+    }
     let status = violations.check(status(call.status));
     let call_type = violations.check(call_type(call.r#type));
     let record = violations.check(record(call.record.as_ref()));
@@ -290,7 +304,7 @@ pub fn instant(field: &str, timestamp: &prost_types::Timestamp) -> Result<DateTi
     let nanos = u32::try_from(timestamp.nanos).ok();
     nanos
         .and_then(|nanos| DateTime::from_timestamp(timestamp.seconds, nanos))
-        .filter(|time| (1..=9999).contains(&time.year()))
+        .filter(|time| is_timestamp(*time))
         .ok_or_else(|| Error::invalid(field, "must be a timestamp between years 1 and 9999"))
 }
 

@@ -5,6 +5,7 @@ mod call_page;
 mod calls;
 pub mod codec;
 mod convert;
+mod field_limits;
 mod listing;
 mod update_mask;
 mod watch;
@@ -12,7 +13,11 @@ mod watch_convert;
 mod watch_mask;
 mod watches;
 
-use std::{future::Future, sync::Arc, time::Instant};
+use std::{
+    future::Future,
+    sync::{Arc, LazyLock},
+    time::Instant,
+};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Code, Response, Status};
@@ -20,6 +25,7 @@ use tracing::Instrument;
 
 pub use call_page::EncodedPage;
 pub use calls::CallApi;
+pub use field_limits::{check_request, FieldLimit, FIELD_LIMITS};
 pub use watches::{WatchApi, WATCH_SERVICE};
 
 /// The gRPC service name, as metrics and health report it.
@@ -42,19 +48,25 @@ impl InFlightLimit {
 
     /// A slot for one RPC, held until the returned permit drops.
     fn enter(&self) -> Result<OwnedSemaphorePermit, Status> {
+        // Refusals come in floods: each must cost far less than a served call, so the answer
+        // (with its encoded details) is built once and cloned.
+        static OVERLOADED: LazyLock<Status> =
+            LazyLock::new(|| Status::from(crate::Error::Overloaded));
         self.0
             .clone()
             .try_acquire_owned()
-            .map_err(|_| Status::from(crate::Error::Overloaded))
+            .map_err(|_| OVERLOADED.clone())
     }
 }
 
-/// Runs one unary RPC inside a span with a request id, within the in-flight limit, and
-/// records it in the `grpc_server_*` metrics under the names go-grpc-prometheus uses.
-async fn observe<T>(
+/// Runs one unary RPC inside a span with a request id, within the in-flight limit, once its
+/// `request` is within the field limits, and records it in the `grpc_server_*` metrics under
+/// the names go-grpc-prometheus uses.
+async fn observe<T, M: prost::Message + prost::Name>(
     in_flight: &InFlightLimit,
     service: &'static str,
     method: &'static str,
+    request: &M,
     handler: impl Future<Output = Result<T, crate::Error>>,
 ) -> Result<Response<T>, Status> {
     let span = tracing::info_span!("rpc", service, method, request_id = %uuid::Uuid::new_v4());
@@ -62,13 +74,24 @@ async fn observe<T>(
         let started = Instant::now();
         record_started(service, method);
         let result = match in_flight.enter() {
-            Ok(_slot) => handler.await.map(Response::new).map_err(Status::from),
+            Ok(_slot) => match check_request(request) {
+                Ok(()) => handler.await.map(Response::new).map_err(Status::from),
+                Err(error) => Err(Status::from(error)),
+            },
             Err(status) => Err(status),
         };
         let code = result.as_ref().err().map_or(Code::Ok, Status::code);
         record_handled(service, method, code, started);
-        if let Err(status) = &result {
-            tracing::info!(code = ?status.code(), message = status.message(), "rpc failed");
+        match &result {
+            Ok(_) => {}
+            // Counted in grpc_server_handled_total; a line for each would cost more than the
+            // refusal itself when thousands a second are shed.
+            Err(status) if status.code() == Code::ResourceExhausted => {
+                tracing::debug!(message = status.message(), "rpc refused")
+            }
+            Err(status) => {
+                tracing::info!(code = ?status.code(), message = status.message(), "rpc failed")
+            }
         }
         result
     }

@@ -2,7 +2,11 @@
 
 use prost_types::FieldMask;
 
-use crate::{error::Violations, pb::calls::v1 as pb, Error};
+use crate::{
+    error::{quote, Violations},
+    pb::calls::v1 as pb,
+    Error,
+};
 
 /// Top-level writable fields: what `*` replaces.
 const TOP_LEVEL_FIELDS: &[&str] = &[
@@ -54,10 +58,13 @@ pub fn mask_paths(patch: &pb::Call, mask: Option<&FieldMask>) -> Result<Vec<Stri
     let mut violations = Violations::default();
     for path in paths {
         if OUTPUT_ONLY_FIELDS.contains(&path.as_str()) {
-            violations.add("update_mask", format!("{path:?} is output only"));
+            violations.add("update_mask", format!("{} is output only", quote(path)));
         } else if !TOP_LEVEL_FIELDS.contains(&path.as_str()) && !SUB_FIELDS.contains(&path.as_str())
         {
-            violations.add("update_mask", format!("{path:?} is not a field of Call"));
+            violations.add(
+                "update_mask",
+                format!("{} is not a field of Call", quote(path)),
+            );
         }
     }
     violations.finish(|| paths.to_vec())

@@ -77,10 +77,13 @@ pub async fn open(
         };
         (filters, start.unwrap_or(StartFrom::Now))
     })?;
+    // Held for as long as the stream is open: it moves into the stream below.
+    let stream_slot = api.authenticator.shares().open_stream(tenant.id)?;
     tracing::info!(tenant = %tenant.name, ?start, "watch stream opened");
     let events = api.feed.watch(tenant.id, filters, start).await?;
     let sealer = api.sealer.clone();
     let messages = ReceiverStream::new(events).map(move |event| {
+        let _open = &stream_slot;
         let token_for = |cursor| {
             SyncToken {
                 cursor,
@@ -131,6 +134,11 @@ fn call_event(
             sync_token: token_for(cursor)?,
             event_time: Some(now),
         },
+        FeedEvent::Unreadable(cursor) => {
+            return Err(Error::ChangeUnreadable {
+                sync_token: token_for(cursor)?,
+            })
+        }
     })
 }
 

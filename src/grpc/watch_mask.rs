@@ -2,7 +2,11 @@
 
 use prost_types::FieldMask;
 
-use crate::{error::Violations, pb::calls::v1 as pb, Error};
+use crate::{
+    error::{quote, Violations},
+    pb::calls::v1 as pb,
+    Error,
+};
 
 /// The paths UpdateWatch accepts in its mask.
 const MASK_PATHS: &[&str] = &[
@@ -72,7 +76,7 @@ pub fn apply_mask(
             "add_previous_data" => merged.add_previous_data = patch.add_previous_data,
             other => violations.add(
                 "update_mask",
-                format!("{other:?} is not a writable field of Watch"),
+                format!("{} is not a writable field of Watch", quote(other)),
             ),
         }
     }

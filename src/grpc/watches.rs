@@ -30,6 +30,8 @@ pub struct WatchApi {
     sealer: TokenSealer,
     webhooks: Webhooks,
     in_flight: InFlightLimit,
+    /// Watches one tenant may have (`CALLSD_TENANT_MAX_WATCHES`).
+    max_watches: u32,
 }
 
 impl WatchApi {
@@ -38,12 +40,14 @@ impl WatchApi {
         sealer: TokenSealer,
         webhooks: Webhooks,
         in_flight: InFlightLimit,
+        max_watches: u32,
     ) -> Self {
         WatchApi {
             authenticator,
             sealer,
             webhooks,
             in_flight,
+            max_watches,
         }
     }
 }
@@ -62,26 +66,32 @@ impl WatchService for WatchApi {
         &self,
         request: Request<pb::CreateWatchRequest>,
     ) -> Result<Response<pb::CreateWatchResponse>, Status> {
-        observe(&self.in_flight, WATCH_SERVICE, "CreateWatch", async {
-            let tenant = self.authenticator.authenticate(request.metadata()).await?;
-            let watch = request
-                .get_ref()
-                .watch
-                .as_ref()
-                .ok_or_else(|| Error::invalid("watch", "is required"))?;
-            let settings =
-                watch_convert::watch_settings(&self.webhooks, tenant.id, watch, None).await?;
-            let start = self.webhooks.store.watch_start_position().await?;
-            let watch = self
-                .webhooks
-                .store
-                .create_watch(tenant.id, &settings, start)
-                .await?;
-            tracing::info!(watch_id = %watch.id, tenant = %tenant.name, "watch created");
-            Ok(pb::CreateWatchResponse {
-                watch: Some(watch_to_proto(&watch)),
-            })
-        })
+        observe(
+            &self.in_flight,
+            WATCH_SERVICE,
+            "CreateWatch",
+            request.get_ref(),
+            async {
+                let tenant = self.authenticator.admit(request.metadata()).await?;
+                let watch = request
+                    .get_ref()
+                    .watch
+                    .as_ref()
+                    .ok_or_else(|| Error::invalid("watch", "is required"))?;
+                let settings =
+                    watch_convert::watch_settings(&self.webhooks, tenant.id, watch, None).await?;
+                let start = self.webhooks.store.watch_start_position().await?;
+                let watch = self
+                    .webhooks
+                    .store
+                    .create_watch(tenant.id, &settings, start, self.max_watches)
+                    .await?;
+                tracing::info!(watch_id = %watch.id, tenant = %tenant.name, "watch created");
+                Ok(pb::CreateWatchResponse {
+                    watch: Some(watch_to_proto(&watch)),
+                })
+            },
+        )
         .await
     }
 
@@ -89,14 +99,20 @@ impl WatchService for WatchApi {
         &self,
         request: Request<pb::GetWatchRequest>,
     ) -> Result<Response<pb::GetWatchResponse>, Status> {
-        observe(&self.in_flight, WATCH_SERVICE, "GetWatch", async {
-            let tenant = self.authenticator.authenticate(request.metadata()).await?;
-            let id = watch_convert::id("id", &request.get_ref().id, "watch")?;
-            let watch = self.webhooks.store.get_watch(tenant.id, id).await?;
-            Ok(pb::GetWatchResponse {
-                watch: Some(watch_to_proto(&watch)),
-            })
-        })
+        observe(
+            &self.in_flight,
+            WATCH_SERVICE,
+            "GetWatch",
+            request.get_ref(),
+            async {
+                let tenant = self.authenticator.admit(request.metadata()).await?;
+                let id = watch_convert::id("id", &request.get_ref().id, "watch")?;
+                let watch = self.webhooks.store.get_watch(tenant.id, id).await?;
+                Ok(pb::GetWatchResponse {
+                    watch: Some(watch_to_proto(&watch)),
+                })
+            },
+        )
         .await
     }
 
@@ -104,43 +120,49 @@ impl WatchService for WatchApi {
         &self,
         request: Request<pb::UpdateWatchRequest>,
     ) -> Result<Response<pb::UpdateWatchResponse>, Status> {
-        observe(&self.in_flight, WATCH_SERVICE, "UpdateWatch", async {
-            let tenant = self.authenticator.authenticate(request.metadata()).await?;
-            let request = request.get_ref();
-            let patch = request
-                .watch
-                .as_ref()
-                .ok_or_else(|| Error::invalid("watch", "is required"))?;
-            let id = watch_convert::id("watch.id", &patch.id, "watch")?;
-            let current = self.webhooks.store.get_watch(tenant.id, id).await?;
-            let merged = watch_mask::apply_mask(
-                &watch_to_proto(&current),
-                patch,
-                request.update_mask.as_ref(),
-            )?;
-            let settings = watch_convert::watch_settings(
-                &self.webhooks,
-                tenant.id,
-                &merged,
-                Some(&current.settings),
-            )
-            .await?;
-            // Enabling starts from the changes made after this moment.
-            let restart_at = if settings.enabled && !current.settings.enabled {
-                Some(self.webhooks.store.watch_start_position().await?)
-            } else {
-                None
-            };
-            let watch = self
-                .webhooks
-                .store
-                .update_watch(tenant.id, id, &settings, restart_at)
+        observe(
+            &self.in_flight,
+            WATCH_SERVICE,
+            "UpdateWatch",
+            request.get_ref(),
+            async {
+                let tenant = self.authenticator.admit(request.metadata()).await?;
+                let request = request.get_ref();
+                let patch = request
+                    .watch
+                    .as_ref()
+                    .ok_or_else(|| Error::invalid("watch", "is required"))?;
+                let id = watch_convert::id("watch.id", &patch.id, "watch")?;
+                let current = self.webhooks.store.get_watch(tenant.id, id).await?;
+                let merged = watch_mask::apply_mask(
+                    &watch_to_proto(&current),
+                    patch,
+                    request.update_mask.as_ref(),
+                )?;
+                let settings = watch_convert::watch_settings(
+                    &self.webhooks,
+                    tenant.id,
+                    &merged,
+                    Some(&current.settings),
+                )
                 .await?;
-            tracing::info!(watch_id = %watch.id, tenant = %tenant.name, "watch updated");
-            Ok(pb::UpdateWatchResponse {
-                watch: Some(watch_to_proto(&watch)),
-            })
-        })
+                // Enabling starts from the changes made after this moment.
+                let restart_at = if settings.enabled && !current.settings.enabled {
+                    Some(self.webhooks.store.watch_start_position().await?)
+                } else {
+                    None
+                };
+                let watch = self
+                    .webhooks
+                    .store
+                    .update_watch(tenant.id, id, &settings, restart_at)
+                    .await?;
+                tracing::info!(watch_id = %watch.id, tenant = %tenant.name, "watch updated");
+                Ok(pb::UpdateWatchResponse {
+                    watch: Some(watch_to_proto(&watch)),
+                })
+            },
+        )
         .await
     }
 
@@ -148,13 +170,19 @@ impl WatchService for WatchApi {
         &self,
         request: Request<pb::DeleteWatchRequest>,
     ) -> Result<Response<pb::DeleteWatchResponse>, Status> {
-        observe(&self.in_flight, WATCH_SERVICE, "DeleteWatch", async {
-            let tenant = self.authenticator.authenticate(request.metadata()).await?;
-            let id = watch_convert::id("id", &request.get_ref().id, "watch")?;
-            self.webhooks.store.delete_watch(tenant.id, id).await?;
-            tracing::info!(watch_id = %id, tenant = %tenant.name, "watch deleted");
-            Ok(pb::DeleteWatchResponse {})
-        })
+        observe(
+            &self.in_flight,
+            WATCH_SERVICE,
+            "DeleteWatch",
+            request.get_ref(),
+            async {
+                let tenant = self.authenticator.admit(request.metadata()).await?;
+                let id = watch_convert::id("id", &request.get_ref().id, "watch")?;
+                self.webhooks.store.delete_watch(tenant.id, id).await?;
+                tracing::info!(watch_id = %id, tenant = %tenant.name, "watch deleted");
+                Ok(pb::DeleteWatchResponse {})
+            },
+        )
         .await
     }
 
@@ -162,36 +190,44 @@ impl WatchService for WatchApi {
         &self,
         request: Request<pb::ListWatchesRequest>,
     ) -> Result<Response<pb::ListWatchesResponse>, Status> {
-        observe(&self.in_flight, WATCH_SERVICE, "ListWatches", async {
-            let tenant = self.authenticator.authenticate(request.metadata()).await?;
-            let request = request.get_ref();
-            let limit = page_size(request.page_size)?;
-            let after = match request.page_token.as_str() {
-                "" => None,
-                token => Some(
-                    self.sealer
-                        .open::<(uuid::Uuid, uuid::Uuid)>(WATCH_PAGE, token)
-                        .filter(|(tenant_id, _)| *tenant_id == tenant.id)
-                        .map(|(_, after)| after)
-                        .ok_or_else(|| Error::invalid("page_token", "is not a valid page token"))?,
-                ),
-            };
-            let mut watches = self
-                .webhooks
-                .store
-                .list_watches(tenant.id, after, limit + 1)
-                .await?;
-            let more = watches.len() > limit;
-            watches.truncate(limit);
-            let next_page_token = match watches.last() {
-                Some(last) if more => self.sealer.seal(WATCH_PAGE, &(tenant.id, last.id))?,
-                _ => String::new(),
-            };
-            Ok(pb::ListWatchesResponse {
-                watches: watches.iter().map(watch_to_proto).collect(),
-                next_page_token,
-            })
-        })
+        observe(
+            &self.in_flight,
+            WATCH_SERVICE,
+            "ListWatches",
+            request.get_ref(),
+            async {
+                let tenant = self.authenticator.admit(request.metadata()).await?;
+                let request = request.get_ref();
+                let limit = page_size(request.page_size)?;
+                let after = match request.page_token.as_str() {
+                    "" => None,
+                    token => Some(
+                        self.sealer
+                            .open::<(uuid::Uuid, uuid::Uuid)>(WATCH_PAGE, token)
+                            .filter(|(tenant_id, _)| *tenant_id == tenant.id)
+                            .map(|(_, after)| after)
+                            .ok_or_else(|| {
+                                Error::invalid("page_token", "is not a valid page token")
+                            })?,
+                    ),
+                };
+                let mut watches = self
+                    .webhooks
+                    .store
+                    .list_watches(tenant.id, after, limit + 1)
+                    .await?;
+                let more = watches.len() > limit;
+                watches.truncate(limit);
+                let next_page_token = match watches.last() {
+                    Some(last) if more => self.sealer.seal(WATCH_PAGE, &(tenant.id, last.id))?,
+                    _ => String::new(),
+                };
+                Ok(pb::ListWatchesResponse {
+                    watches: watches.iter().map(watch_to_proto).collect(),
+                    next_page_token,
+                })
+            },
+        )
         .await
     }
 
@@ -199,22 +235,28 @@ impl WatchService for WatchApi {
         &self,
         request: Request<pb::CreateCryptoKeyRequest>,
     ) -> Result<Response<pb::CreateCryptoKeyResponse>, Status> {
-        observe(&self.in_flight, WATCH_SERVICE, "CreateCryptoKey", async {
-            let tenant = self.authenticator.authenticate(request.metadata()).await?;
-            let name = crate::domain::checked_text("name", &request.get_ref().name, 256)?;
-            let secret = signing::new_key_secret();
-            let sealed = self.webhooks.secrets.seal(tenant.id.as_bytes(), &secret)?;
-            let key = self
-                .webhooks
-                .store
-                .create_crypto_key(tenant.id, &name, &sealed)
-                .await?;
-            tracing::info!(key_id = %key.id, tenant = %tenant.name, "crypto key created");
-            Ok(pb::CreateCryptoKeyResponse {
-                crypto_key: Some(crypto_key_to_proto(&key)),
-                secret: signing::display_secret(&secret),
-            })
-        })
+        observe(
+            &self.in_flight,
+            WATCH_SERVICE,
+            "CreateCryptoKey",
+            request.get_ref(),
+            async {
+                let tenant = self.authenticator.admit(request.metadata()).await?;
+                let name = crate::domain::checked_text("name", &request.get_ref().name, 256)?;
+                let secret = signing::new_key_secret();
+                let sealed = self.webhooks.secrets.seal(tenant.id.as_bytes(), &secret)?;
+                let key = self
+                    .webhooks
+                    .store
+                    .create_crypto_key(tenant.id, &name, &sealed)
+                    .await?;
+                tracing::info!(key_id = %key.id, tenant = %tenant.name, "crypto key created");
+                Ok(pb::CreateCryptoKeyResponse {
+                    crypto_key: Some(crypto_key_to_proto(&key)),
+                    secret: signing::display_secret(&secret),
+                })
+            },
+        )
         .await
     }
 
@@ -222,13 +264,19 @@ impl WatchService for WatchApi {
         &self,
         request: Request<pb::ListCryptoKeysRequest>,
     ) -> Result<Response<pb::ListCryptoKeysResponse>, Status> {
-        observe(&self.in_flight, WATCH_SERVICE, "ListCryptoKeys", async {
-            let tenant = self.authenticator.authenticate(request.metadata()).await?;
-            let keys = self.webhooks.store.list_crypto_keys(tenant.id).await?;
-            Ok(pb::ListCryptoKeysResponse {
-                crypto_keys: keys.iter().map(crypto_key_to_proto).collect(),
-            })
-        })
+        observe(
+            &self.in_flight,
+            WATCH_SERVICE,
+            "ListCryptoKeys",
+            request.get_ref(),
+            async {
+                let tenant = self.authenticator.admit(request.metadata()).await?;
+                let keys = self.webhooks.store.list_crypto_keys(tenant.id).await?;
+                Ok(pb::ListCryptoKeysResponse {
+                    crypto_keys: keys.iter().map(crypto_key_to_proto).collect(),
+                })
+            },
+        )
         .await
     }
 
@@ -236,13 +284,19 @@ impl WatchService for WatchApi {
         &self,
         request: Request<pb::DeleteCryptoKeyRequest>,
     ) -> Result<Response<pb::DeleteCryptoKeyResponse>, Status> {
-        observe(&self.in_flight, WATCH_SERVICE, "DeleteCryptoKey", async {
-            let tenant = self.authenticator.authenticate(request.metadata()).await?;
-            let id = watch_convert::id("id", &request.get_ref().id, "crypto key")?;
-            self.webhooks.store.delete_crypto_key(tenant.id, id).await?;
-            tracing::info!(key_id = %id, tenant = %tenant.name, "crypto key deleted");
-            Ok(pb::DeleteCryptoKeyResponse {})
-        })
+        observe(
+            &self.in_flight,
+            WATCH_SERVICE,
+            "DeleteCryptoKey",
+            request.get_ref(),
+            async {
+                let tenant = self.authenticator.admit(request.metadata()).await?;
+                let id = watch_convert::id("id", &request.get_ref().id, "crypto key")?;
+                self.webhooks.store.delete_crypto_key(tenant.id, id).await?;
+                tracing::info!(key_id = %id, tenant = %tenant.name, "crypto key deleted");
+                Ok(pb::DeleteCryptoKeyResponse {})
+            },
+        )
         .await
     }
 
@@ -250,39 +304,47 @@ impl WatchService for WatchApi {
         &self,
         request: Request<pb::ListDeliveriesRequest>,
     ) -> Result<Response<pb::ListDeliveriesResponse>, Status> {
-        observe(&self.in_flight, WATCH_SERVICE, "ListDeliveries", async {
-            let tenant = self.authenticator.authenticate(request.metadata()).await?;
-            let request = request.get_ref();
-            let watch_id = watch_convert::id("watch_id", &request.watch_id, "watch")?;
-            // NOT_FOUND for another tenant's watch, rather than an empty log.
-            self.webhooks.store.get_watch(tenant.id, watch_id).await?;
-            let limit = page_size(request.page_size)?;
-            let before = match request.page_token.as_str() {
-                "" => None,
-                token => Some(
-                    self.sealer
-                        .open::<(uuid::Uuid, uuid::Uuid)>(DELIVERY_PAGE, token)
-                        .filter(|(watch, _)| *watch == watch_id)
-                        .map(|(_, before)| before)
-                        .ok_or_else(|| Error::invalid("page_token", "is not a valid page token"))?,
-                ),
-            };
-            let mut deliveries = self
-                .webhooks
-                .store
-                .list_deliveries(tenant.id, watch_id, before, limit + 1)
-                .await?;
-            let more = deliveries.len() > limit;
-            deliveries.truncate(limit);
-            let next_page_token = match deliveries.last() {
-                Some(last) if more => self.sealer.seal(DELIVERY_PAGE, &(watch_id, last.id))?,
-                _ => String::new(),
-            };
-            Ok(pb::ListDeliveriesResponse {
-                deliveries: deliveries.iter().map(delivery_to_proto).collect(),
-                next_page_token,
-            })
-        })
+        observe(
+            &self.in_flight,
+            WATCH_SERVICE,
+            "ListDeliveries",
+            request.get_ref(),
+            async {
+                let tenant = self.authenticator.admit(request.metadata()).await?;
+                let request = request.get_ref();
+                let watch_id = watch_convert::id("watch_id", &request.watch_id, "watch")?;
+                // NOT_FOUND for another tenant's watch, rather than an empty log.
+                self.webhooks.store.get_watch(tenant.id, watch_id).await?;
+                let limit = page_size(request.page_size)?;
+                let before = match request.page_token.as_str() {
+                    "" => None,
+                    token => Some(
+                        self.sealer
+                            .open::<(uuid::Uuid, uuid::Uuid)>(DELIVERY_PAGE, token)
+                            .filter(|(watch, _)| *watch == watch_id)
+                            .map(|(_, before)| before)
+                            .ok_or_else(|| {
+                                Error::invalid("page_token", "is not a valid page token")
+                            })?,
+                    ),
+                };
+                let mut deliveries = self
+                    .webhooks
+                    .store
+                    .list_deliveries(tenant.id, watch_id, before, limit + 1)
+                    .await?;
+                let more = deliveries.len() > limit;
+                deliveries.truncate(limit);
+                let next_page_token = match deliveries.last() {
+                    Some(last) if more => self.sealer.seal(DELIVERY_PAGE, &(watch_id, last.id))?,
+                    _ => String::new(),
+                };
+                Ok(pb::ListDeliveriesResponse {
+                    deliveries: deliveries.iter().map(delivery_to_proto).collect(),
+                    next_page_token,
+                })
+            },
+        )
         .await
     }
 
@@ -290,8 +352,8 @@ impl WatchService for WatchApi {
         &self,
         request: Request<pb::RetryDeliveryRequest>,
     ) -> Result<Response<pb::RetryDeliveryResponse>, Status> {
-        observe(&self.in_flight, WATCH_SERVICE, "RetryDelivery", async {
-            let tenant = self.authenticator.authenticate(request.metadata()).await?;
+        observe(&self.in_flight, WATCH_SERVICE, "RetryDelivery", request.get_ref(), async {
+            let tenant = self.authenticator.admit(request.metadata()).await?;
             let id = watch_convert::id("delivery_id", &request.get_ref().delivery_id, "delivery")?;
             let delivery = self.webhooks.store.get_delivery(tenant.id, id).await?;
             let watch = self
@@ -316,8 +378,9 @@ impl WatchService for WatchApi {
             &self.in_flight,
             WATCH_SERVICE,
             "PreviewWatchPayload",
+            request.get_ref(),
             async {
-                let tenant = self.authenticator.authenticate(request.metadata()).await?;
+                let tenant = self.authenticator.admit(request.metadata()).await?;
                 let request = request.get_ref();
                 let schema = match request.watch_id.as_str() {
                     "" => request.schema.clone(),

@@ -80,15 +80,54 @@ pub struct ChangeRecord {
     pub event_time: DateTime<Utc>,
 }
 
+/// A change whose stored call cannot be decoded (a row written before a check existed, or
+/// damaged by hand). It stops only its own tenant: streams end at it, watches log it as a
+/// failed delivery; every other tenant's changes go on.
+#[derive(Debug, Clone)]
+pub struct UnreadableChange {
+    pub position: Position,
+    pub tenant_id: Uuid,
+    pub call_id: Uuid,
+    pub reason: String,
+}
+
 /// Changes read in one go, and how far the log is known to be complete.
 #[derive(Debug, Clone)]
 pub struct ChangeBatch {
     pub records: Vec<ChangeRecord>,
+    /// Changes in the same range that cannot be decoded, oldest first.
+    pub unreadable: Vec<UnreadableChange>,
     /// Every change at or below this position has been read (when `records` is not full) or
     /// lies below the last record.
     pub complete_through: Position,
     /// Changes exist above the barrier: read again soon, they are about to become final.
     pub in_flight: bool,
+}
+
+impl ChangeBatch {
+    /// The oldest change of `tenant_id` in this batch that cannot be read and that `wanted`
+    /// accepts (a stream skips the positions it already has).
+    pub fn first_unreadable(
+        &self,
+        tenant_id: Uuid,
+        wanted: impl Fn(Position) -> bool,
+    ) -> Option<&UnreadableChange> {
+        self.unreadable
+            .iter()
+            .find(|change| change.tenant_id == tenant_id && wanted(change.position))
+    }
+}
+
+/// The kind and call of a change-log row, or why they cannot be read.
+fn decode_change(row: &tokio_postgres::Row) -> Result<(ChangeKind, Call), String> {
+    let kind_code: i16 = row.get(4);
+    let kind = ChangeKind::from_code(kind_code)
+        .ok_or_else(|| format!("unknown change kind {kind_code}"))?;
+    let call = decode_call_json(row, 5).map_err(|error| match error {
+        Error::Internal(cause) | Error::DatabaseUnavailable(cause) => format!("{cause:#}"),
+        other => other.to_string(),
+    })?;
+    Ok((kind, call))
 }
 
 impl Store {
@@ -111,7 +150,7 @@ impl Store {
             .prepare_cached(&format!(
                 "WITH {BARRIER_CTE}
                  SELECT b.tx, l.change_tx, l.change_seq, l.tenant_id, l.kind, l.call, l.event_time,
-                     EXISTS (SELECT 1 FROM change_log WHERE change_tx >= b.tx)
+                     EXISTS (SELECT 1 FROM change_log WHERE change_tx >= b.tx), l.call_id
                  FROM barrier b LEFT JOIN LATERAL (
                      SELECT * FROM change_log
                      WHERE {tenant_condition}
@@ -134,33 +173,42 @@ impl Store {
             .map(|row| row.get(0))
             .ok_or_else(|| Error::Internal(anyhow::anyhow!("barrier query returned no row")))?;
         let mut records = Vec::with_capacity(rows.len());
+        let mut unreadable = Vec::new();
+        let mut last_read = None;
         for row in &rows {
             let Some(tx) = row.get::<_, Option<i64>>(1) else {
                 continue; // the lateral join found nothing: only the barrier row
             };
-            let kind_code: i16 = row.get(4);
-            let kind = ChangeKind::from_code(kind_code).ok_or_else(|| {
-                Error::Internal(anyhow::anyhow!("unknown change kind {kind_code}"))
-            })?;
-            let call = decode_call_json(row, 5)?;
-            records.push(ChangeRecord {
-                position: Position {
-                    tx,
-                    seq: row.get(2),
-                },
-                tenant_id: row.get(3),
-                kind,
-                call,
-                event_time: row.get(6),
-            });
+            let position = Position {
+                tx,
+                seq: row.get(2),
+            };
+            last_read = Some(position);
+            let tenant_id = row.get(3);
+            // One row that cannot be decoded must not stop the log for everyone.
+            match decode_change(row) {
+                Ok((kind, call)) => records.push(ChangeRecord {
+                    position,
+                    tenant_id,
+                    kind,
+                    call,
+                    event_time: row.get(6),
+                }),
+                Err(reason) => unreadable.push(UnreadableChange {
+                    position,
+                    tenant_id,
+                    call_id: row.get(8),
+                    reason,
+                }),
+            }
         }
-        let complete_through = if records.len() >= limit {
-            records.last().map_or(after, |record| record.position)
-        } else {
-            Position::below_barrier(barrier).max(after)
+        let complete_through = match last_read {
+            Some(last) if records.len() + unreadable.len() >= limit => last,
+            _ => Position::below_barrier(barrier).max(after),
         };
         Ok(ChangeBatch {
             records,
+            unreadable,
             complete_through,
             in_flight,
         })

@@ -25,7 +25,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 pub use call_rows::{CallView, UnixMicros};
 pub use calls::{CallFilters, CallPage, CallQuery, ListCursor};
-pub use changes::{ChangeBatch, ChangeKind, ChangeRecord};
+pub use changes::{ChangeBatch, ChangeKind, ChangeRecord, UnreadableChange};
 pub use deliveries::{AttemptEffect, Delivery, DeliveryOutcome};
 pub use errors::database_error;
 pub use migrate::migrate;

@@ -8,7 +8,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{changes::BARRIER_CTE, Store};
-use crate::{feed::Position, Error};
+use crate::{error::TenantLimit, feed::Position, Error};
 
 /// How a watch sends its requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,11 +182,14 @@ pub struct CryptoKey {
 impl Store {
     /// Stores a new watch that delivers the changes after `cursor`.
     #[tracing::instrument(skip(self, settings))]
+    /// Creates a watch unless the tenant already has `max_watches` of them. (Two creates
+    /// racing at the limit may both pass; the cap bounds work, it is not an exact quota.)
     pub async fn create_watch(
         &self,
         tenant_id: Uuid,
         settings: &WatchSettings,
         cursor: Position,
+        max_watches: u32,
     ) -> Result<Watch, Error> {
         let client = self.client().await?;
         let values = SettingsValues::new(settings);
@@ -196,13 +199,15 @@ impl Store {
                      basic_username, basic_password, headers, schema, oauth2,
                      oauth2_client_secret, oauth2_refresh_token, signature_enabled,
                      crypto_key_ids, add_previous_data, cursor_tx, cursor_seq)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                     $17, $18)
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                     $17, $18
+                 WHERE (SELECT count(*) FROM watches WHERE tenant_id = $2) < $19
                  RETURNING {WATCH_COLUMNS}"
             ))
             .await?;
+        let max_watches = i64::from(max_watches);
         let row = client
-            .query_one(
+            .query_opt(
                 &statement,
                 &[
                     &Uuid::now_v7(),
@@ -223,9 +228,14 @@ impl Store {
                     &settings.add_previous_data,
                     &cursor.tx,
                     &cursor.seq,
+                    &max_watches,
                 ],
             )
-            .await?;
+            .await?
+            .ok_or(Error::TenantLimited {
+                limit: TenantLimit::Watches,
+                retry_after: None,
+            })?;
         decode_watch(&row)
     }
 

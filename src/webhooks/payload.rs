@@ -6,6 +6,7 @@ use serde_json::{json, Map, Value};
 
 use crate::{
     domain::{Call, CallStatus, CallType},
+    feed::Position,
     store::{ChangeKind, ChangeRecord},
 };
 
@@ -21,8 +22,8 @@ pub fn event_type(kind: ChangeKind) -> &'static str {
 }
 
 /// The receiver's idempotency key: the same for every attempt at one change.
-pub fn event_id(record: &ChangeRecord) -> String {
-    format!("msg_{}_{}", record.position.tx, record.position.seq)
+pub fn event_id(position: Position) -> String {
+    format!("msg_{}_{}", position.tx, position.seq)
 }
 
 /// The body of one event: the template's rendering, or the default envelope.

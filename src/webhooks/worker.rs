@@ -12,12 +12,18 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use uuid::Uuid;
 
 use super::{payload, template::Template, Webhooks};
-use crate::store::{
-    AttemptEffect, ChangeKind, ChangeRecord, Delivery, DeliveryOutcome, Store, Watch, WatchMethod,
+use crate::{
+    feed::Position,
+    store::{
+        AttemptEffect, ChangeKind, ChangeRecord, Delivery, DeliveryOutcome, Store,
+        UnreadableChange, Watch, WatchMethod,
+    },
 };
 
 /// Changes read per query for one watch.
 const BATCH_SIZE: usize = 64;
+/// How long a watch whose changes cannot be read waits before it is leased again.
+const READ_FAILURE_BACKOFF: Duration = Duration::from_secs(1);
 const CHANGES_CHANNEL: &str = "callsd_changes";
 /// How often the delivery log is trimmed.
 const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
@@ -116,20 +122,34 @@ impl Worker {
                 Ok(batch) => batch,
                 Err(error) => {
                     tracing::warn!(%error, watch_id = %watch.id, "cannot read changes to deliver");
+                    // Leased again at once, a watch whose reads fail would spin: wait first.
+                    tokio::select! {
+                        () = stop.cancelled() => {}
+                        () = tokio::time::sleep(READ_FAILURE_BACKOFF) => {}
+                    }
                     break;
                 }
             };
-            if batch.records.is_empty() {
+            let mut pending: Vec<Pending> = batch.records.iter().map(Pending::Change).collect();
+            pending.extend(batch.unreadable.iter().map(Pending::Unreadable));
+            if pending.is_empty() {
                 break;
             }
-            for record in &batch.records {
-                let attempt = tokio::select! {
-                    () = stop.cancelled() => break 'batches,
-                    attempt = self.attempt(&watch, template.as_ref(), record) => attempt,
+            pending.sort_by_key(Pending::position);
+            for event in pending {
+                let attempt = match event {
+                    Pending::Change(record) => tokio::select! {
+                        () = stop.cancelled() => break 'batches,
+                        attempt = self.attempt(&watch, template.as_ref(), record) => attempt,
+                    },
+                    Pending::Unreadable(change) => unreadable_attempt(&watch, change),
                 };
                 let number = usize::try_from(attempt.attempt).unwrap_or(usize::MAX);
                 let (outcome, effect) = if attempt.error.is_empty() {
                     (DeliveryOutcome::Succeeded, AttemptEffect::Finish)
+                } else if matches!(event, Pending::Unreadable(_)) {
+                    // Retrying cannot make it readable; the watch goes on with the next change.
+                    (DeliveryOutcome::Failed, AttemptEffect::Finish)
                 } else if let Some(delay) = settings.retry_schedule.get(number) {
                     let delay = (*delay).max(attempt.retry_after.unwrap_or_default());
                     (DeliveryOutcome::Retrying, AttemptEffect::RetryAfter(delay))
@@ -171,7 +191,7 @@ impl Worker {
                 }
                 match effect {
                     AttemptEffect::Finish => {
-                        watch.cursor = record.position;
+                        watch.cursor = event.position();
                         watch.attempts = 0;
                     }
                     AttemptEffect::RetryAfter(_) => break 'batches,
@@ -191,7 +211,7 @@ impl Worker {
         record: &ChangeRecord,
     ) -> Attempt {
         let started = chrono::Utc::now();
-        let event_id = payload::event_id(record);
+        let event_id = payload::event_id(record.position);
         let previous = if watch.settings.add_previous_data && record.kind != ChangeKind::Created {
             self.webhooks
                 .store
@@ -243,6 +263,47 @@ impl Worker {
         delivery.duration = sent.duration;
         Attempt::from(delivery, sent.retry_after)
     }
+}
+
+/// The next thing a watch delivers: a change, or one that cannot be read.
+#[derive(Clone, Copy)]
+enum Pending<'a> {
+    Change(&'a ChangeRecord),
+    Unreadable(&'a UnreadableChange),
+}
+
+impl Pending<'_> {
+    fn position(&self) -> Position {
+        match self {
+            Pending::Change(record) => record.position,
+            Pending::Unreadable(change) => change.position,
+        }
+    }
+}
+
+/// A change that cannot be read is logged as a failed delivery saying why, so the tenant sees
+/// it in ListDeliveries, and nothing is sent.
+fn unreadable_attempt(watch: &Watch, change: &UnreadableChange) -> Attempt {
+    let delivery = Delivery {
+        id: Uuid::now_v7(),
+        watch_id: watch.id,
+        tenant_id: watch.tenant_id,
+        event_id: payload::event_id(change.position),
+        event_type: "call.unreadable".to_owned(),
+        call_id: change.call_id,
+        position: change.position,
+        attempt: watch.attempts + 1,
+        attempt_time: chrono::Utc::now(),
+        request_headers: Vec::new(),
+        request_body: String::new(),
+        response_status: 0,
+        response_body: String::new(),
+        error: "the stored change cannot be read, so it cannot be delivered".to_owned(),
+        duration: Duration::ZERO,
+        outcome: DeliveryOutcome::Failed,
+        manual: false,
+    };
+    Attempt::from(delivery, None)
 }
 
 struct Attempt {

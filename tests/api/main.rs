@@ -9,6 +9,7 @@ mod calls;
 mod cli;
 mod feed;
 mod grpcurl;
+mod hostile;
 mod list;
 mod operations;
 mod overload;
