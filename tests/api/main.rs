@@ -7,6 +7,7 @@ mod auth;
 mod bench_smoke;
 mod calls;
 mod cli;
+mod connections;
 mod feed;
 mod grpcurl;
 mod list;
