@@ -2,9 +2,9 @@
 //! with health and reflection, and the shutdown sequence.
 //!
 //! Shutdown (SIGTERM or Ctrl-C): health turns NOT_SERVING, the server keeps serving for the
-//! drain period so load balancers move away, then WatchCalls streams end with UNAVAILABLE,
-//! connections still in their handshake close, in-flight RPCs finish (up to the shutdown
-//! timeout) and background tasks stop.
+//! drain period so load balancers move away, then WatchCalls and health Watch streams end with
+//! UNAVAILABLE, connections still in their handshake close, in-flight RPCs finish (up to the
+//! shutdown timeout) and background tasks stop.
 
 use std::{future::Future, net::SocketAddr, time::Duration};
 
@@ -19,7 +19,7 @@ use crate::{
     config::ServeSettings,
     connections::{self, ConnectionLimits},
     feed::{Feed, FeedSettings},
-    grpc::{CallApi, InFlightLimit, WatchApi, CALL_SERVICE, WATCH_SERVICE},
+    grpc::{self, CallApi, InFlightLimit, WatchApi, CALL_SERVICE, WATCH_SERVICE},
     pb::{
         self,
         calls::v1::{
@@ -138,7 +138,8 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then drains and stops.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let (health, health_service) = tonic_health::server::health_reporter();
+        let health = HealthReporter::new();
+        let health_service = grpc::health_service(health.clone(), self.stop_streams.clone());
         health
             .set_service_status(LIVENESS_SERVICE, ServingStatus::Serving)
             .await;

@@ -5,6 +5,7 @@ mod call_page;
 mod calls;
 pub mod codec;
 mod convert;
+mod health;
 mod listing;
 mod update_mask;
 mod watch;
@@ -20,6 +21,7 @@ use tracing::Instrument;
 
 pub use call_page::EncodedPage;
 pub use calls::CallApi;
+pub use health::health_service;
 pub use watches::{WatchApi, WATCH_SERVICE};
 
 /// The gRPC service name, as metrics and health report it.

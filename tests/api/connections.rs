@@ -1,6 +1,6 @@
 //! Connections no client can hoard: silent ones are closed after the handshake timeout, the
-//! number open is capped, dead peers are dropped by keepalive pings, and a connection still in
-//! its handshake does not hold shutdown.
+//! number open is capped, dead peers are dropped by keepalive pings, and no stream (health
+//! Watch included) holds shutdown past the drain.
 
 use std::time::Duration;
 
@@ -9,9 +9,10 @@ use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
-use tonic::transport::Channel;
+use tonic::{transport::Channel, Code};
+use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
 
-use crate::helpers::{spawn_app_with, test_settings, TestApp};
+use crate::helpers::{reason, spawn_app_with, test_settings, TestApp};
 
 /// What an HTTP/2 client sends first: the 24-byte preface, then a SETTINGS frame (empty).
 const CLIENT_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -135,6 +136,45 @@ async fn a_peer_that_stops_answering_keepalive_pings_is_dropped() {
     peer.write_all(&EMPTY_SETTINGS_FRAME).await.unwrap();
     // The peer then never answers (no SETTINGS ack, no PING ack), like a host that vanished.
     assert_closed_by_server(&mut peer, "a connection whose peer never acks pings").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_ends_an_open_health_watch_after_the_drain() {
+    let app = app_with(ServeSettings {
+        shutdown_drain: Duration::from_millis(300),
+        // Far above BOUND: a stream holding shutdown would hold it this long.
+        shutdown_timeout: Duration::from_secs(120),
+        ..test_settings()
+    })
+    .await;
+    let mut health = HealthClient::new(open_channel(&app).await.unwrap());
+    let mut updates = health
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    updates.message().await.unwrap().expect("a first status");
+
+    tokio::time::timeout(BOUND, app.stop())
+        .await
+        .expect("shutdown is not held by the health watch");
+
+    let ended = tokio::time::timeout(BOUND, async {
+        loop {
+            match updates.message().await {
+                Ok(Some(_update)) => {}
+                Ok(None) => return None,
+                Err(status) => return Some(status),
+            }
+        }
+    })
+    .await
+    .expect("the health watch ends");
+    let status = ended.expect("the health watch ends with a status");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_eq!(reason(&status), "SHUTTING_DOWN");
 }
 
 #[tokio::test(flavor = "multi_thread")]
