@@ -2,23 +2,25 @@
 //! with health and reflection, and the shutdown sequence.
 //!
 //! Shutdown (SIGTERM or Ctrl-C): health turns NOT_SERVING, the server keeps serving for the
-//! drain period so load balancers move away, then WatchCalls streams end with UNAVAILABLE,
-//! in-flight RPCs finish (up to the shutdown timeout) and background tasks stop.
+//! drain period so load balancers move away, then WatchCalls and health Watch streams end with
+//! UNAVAILABLE, connections still in their handshake close, in-flight RPCs finish (up to the
+//! shutdown timeout) and background tasks stop.
 
 use std::{future::Future, net::SocketAddr, time::Duration};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use tonic::transport::{server::TcpIncoming, Server};
+use tonic::transport::Server;
 use tonic_health::{server::HealthReporter, ServingStatus};
 
 use crate::{
     auth::Authenticator,
     config::ServeSettings,
+    connections::{self, ConnectionLimits},
     fair_shares::FairShares,
     feed::{Feed, FeedSettings},
-    grpc::{CallApi, InFlightLimit, WatchApi, CALL_SERVICE, WATCH_SERVICE},
+    grpc::{self, CallApi, InFlightLimit, WatchApi, CALL_SERVICE, WATCH_SERVICE},
     pb::{
         self,
         calls::v1::{
@@ -142,7 +144,8 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then drains and stops.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let (health, health_service) = tonic_health::server::health_reporter();
+        let health = HealthReporter::new();
+        let health_service = grpc::health_service(health.clone(), self.stop_streams.clone());
         health
             .set_service_status(LIVENESS_SERVICE, ServingStatus::Serving)
             .await;
@@ -166,10 +169,15 @@ impl Application {
 
         let address = self.grpc_address();
         let stop_serving = CancellationToken::new();
+        let limits = ConnectionLimits {
+            max_connections: connections::usable_connection_limit(self.settings.max_connections),
+            handshake_timeout: self.settings.handshake_timeout,
+        };
         let server = Server::builder()
-            .tcp_nodelay(true)
-            .http2_keepalive_interval(Some(Duration::from_secs(30)))
-            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            // Pings only start once a connection's handshake is done; before that the
+            // handshake timeout (in `connections`) is what closes a silent peer.
+            .http2_keepalive_interval(Some(self.settings.http2_keepalive_interval))
+            .http2_keepalive_timeout(Some(self.settings.http2_keepalive_timeout))
             // h2 closes a connection (GOAWAY ENHANCE_YOUR_CALM) once its small DATA frames
             // not yet read exceed half the connection window; every unary request carries
             // one. With the 64 KiB default, ~160 requests queued on one connection under
@@ -184,13 +192,11 @@ impl Application {
             .add_service(CallServiceServer::new(self.api.clone()))
             .add_service(WatchServiceServer::new(self.watch_api.clone()))
             .serve_with_incoming_shutdown(
-                // Server::tcp_nodelay only reaches sockets tonic accepts itself: without this,
-                // Nagle holds a response's trailers until the client's delayed ACK (~40 ms).
-                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
+                connections::accept(self.listener, limits, stop_serving.clone()),
                 stop_serving.clone().cancelled_owned(),
             );
         let mut server = tokio::spawn(server);
-        tracing::info!(%address, "serving gRPC");
+        tracing::info!(%address, max_connections = limits.max_connections, "serving gRPC");
 
         tokio::select! {
             () = shutdown => {}

@@ -36,7 +36,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the gRPC API (the default).
-    Serve(ServeSettings),
+    // Boxed: the settings are far larger than the other commands.
+    Serve(Box<ServeSettings>),
     /// Apply the database migrations and exit.
     Migrate,
     /// Manage tenants.
@@ -184,6 +185,27 @@ pub struct ServeSettings {
     /// A WatchCalls stream counts only while it opens. See BENCHMARKS.md for how it was chosen.
     #[arg(long, env = "CALLSD_MAX_IN_FLIGHT", default_value_t = 128)]
     pub max_in_flight: usize,
+
+    /// A client connection that has not sent the whole HTTP/2 preface and its first SETTINGS
+    /// frame this long after it was accepted is closed, so silent connections cannot pile up
+    /// and use every file descriptor.
+    #[arg(long, env = "CALLSD_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub handshake_timeout: Duration,
+
+    /// Most client connections open at once; past it a new connection is closed as soon as it
+    /// is accepted (counted in `callsd_connections_refused_total`). Lowered at start-up if the
+    /// open-file limit cannot hold it with room to spare.
+    #[arg(long, env = "CALLSD_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// How often the server pings each HTTP/2 connection, so a peer that vanished without
+    /// closing (a host gone, a NAT that forgot us) does not keep its connection forever.
+    #[arg(long, env = "CALLSD_HTTP2_KEEPALIVE_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub http2_keepalive_interval: Duration,
+
+    /// A connection whose peer does not answer a keepalive ping within this is closed.
+    #[arg(long, env = "CALLSD_HTTP2_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub http2_keepalive_timeout: Duration,
 
     /// Each tenant's fair share of this process.
     #[command(flatten)]

@@ -6,6 +6,7 @@
 //!
 //! - [`config`]: every setting, as a flag with an environment variable and a default.
 //! - [`app`]: builds the server once for `main` and for the tests; health, reflection, shutdown.
+//! - [`connections`]: accepting client connections: a cap, a handshake deadline, the fd limit.
 //! - [`cli`]: the operator commands (`migrate`, `tenant create`, `key create`, `key revoke`).
 //! - [`embedded_postgres`]: the PostgreSQL that `callsd serve` starts when no database is set.
 //! - [`grpc`]: one file per service; converts proto messages to domain types, no SQL.
@@ -23,6 +24,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod domain;
 pub mod embedded_postgres;
 pub mod error;

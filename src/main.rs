@@ -9,6 +9,7 @@ use callsd::{
     app::Application,
     cli,
     config::{Cli, Command, DatabaseSettings, ServeSettings},
+    connections,
     embedded_postgres::{Durability, EmbeddedPostgres},
     store::{self, Store},
     telemetry,
@@ -43,10 +44,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let (store, embedded) = open_database(&cli.database).await?;
     let command = cli
         .command
-        .unwrap_or_else(|| Command::Serve(ServeSettings::default()));
+        .unwrap_or_else(|| Command::Serve(Box::default()));
     let result = match command {
         Command::Serve(settings) => {
-            serve(settings, &store, embedded.is_some(), &cli.database).await
+            serve(*settings, &store, embedded.is_some(), &cli.database).await
         }
         Command::Migrate => cli::migrate(&store).await,
         Command::Tenant(command) => cli::tenant(&store, command).await,
@@ -90,6 +91,8 @@ async fn serve(
             .with_context(|| format!("cannot serve metrics on {address}"))?;
         tracing::info!(%address, "serving Prometheus metrics at /metrics");
     }
+    // Before the app is built: its connection cap is checked against the raised limit.
+    connections::raise_open_file_limit();
     let application = Application::build(settings, store.clone()).await?;
     if embedded {
         cli::bootstrap_default_tenant(store, &database.data_dir).await?;

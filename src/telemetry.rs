@@ -39,6 +39,15 @@ pub fn init_metrics(address: SocketAddr) -> anyhow::Result<()> {
         "Time to handle an RPC, by method"
     );
     metrics::describe_gauge!("callsd_watch_streams", "Open WatchCalls streams");
+    metrics::describe_gauge!("callsd_connections_open", "Open client connections");
+    metrics::describe_counter!(
+        "callsd_connections_refused_total",
+        "Client connections closed at once because CALLSD_MAX_CONNECTIONS were open"
+    );
+    metrics::describe_counter!(
+        "callsd_connections_handshake_timeouts_total",
+        "Client connections closed for not finishing the HTTP/2 handshake in time"
+    );
     metrics::describe_gauge!(
         "callsd_db_pool_connections",
         "Open pooled database connections"

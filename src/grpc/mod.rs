@@ -6,6 +6,7 @@ mod calls;
 pub mod codec;
 mod convert;
 mod field_limits;
+mod health;
 mod listing;
 mod update_mask;
 mod watch;
@@ -26,6 +27,7 @@ use tracing::Instrument;
 pub use call_page::EncodedPage;
 pub use calls::CallApi;
 pub use field_limits::{check_request, FieldLimit, FIELD_LIMITS};
+pub use health::health_service;
 pub use watches::{WatchApi, WATCH_SERVICE};
 
 /// The gRPC service name, as metrics and health report it.

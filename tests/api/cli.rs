@@ -106,6 +106,10 @@ fn help_documents_every_setting_with_its_environment_variable() {
         "CALLSD_HEARTBEAT_INTERVAL",
         "CALLSD_CHANGE_RETENTION",
         "CALLSD_LOG_FORMAT",
+        "CALLSD_HANDSHAKE_TIMEOUT",
+        "CALLSD_MAX_CONNECTIONS",
+        "CALLSD_HTTP2_KEEPALIVE_INTERVAL",
+        "CALLSD_HTTP2_KEEPALIVE_TIMEOUT",
     ] {
         assert!(help.contains(variable), "--help lacks {variable}:\n{help}");
     }

@@ -7,6 +7,8 @@ mod auth;
 mod bench_smoke;
 mod calls;
 mod cli;
+mod connections;
+mod fair_shares;
 mod feed;
 mod grpcurl;
 mod hostile;
