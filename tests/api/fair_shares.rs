@@ -62,7 +62,11 @@ async fn a_tenant_past_its_rate_is_told_when_to_retry_and_another_tenant_is_not(
     assert!(delay.as_millis() > 0 && delay.as_secs() <= 1, "{delay:?}");
 
     let status = get_unknown_call(&app, &neighbour).await;
-    assert_eq!(status.code(), Code::NotFound, "the neighbour is served: {status:?}");
+    assert_eq!(
+        status.code(),
+        Code::NotFound,
+        "the neighbour is served: {status:?}"
+    );
 }
 
 #[tokio::test]
