@@ -359,9 +359,7 @@ impl WatchService for WatchApi {
                 };
                 let body = payload::preview(template.as_ref(), data)
                     .map_err(|error| Error::invalid("schema", error))?;
-                Ok(pb::PreviewWatchPayloadResponse {
-                    payload: body.to_string(),
-                })
+                Ok(pb::PreviewWatchPayloadResponse { payload: body })
             },
         )
         .await
