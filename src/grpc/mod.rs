@@ -6,6 +6,7 @@ mod calls;
 pub mod codec;
 mod convert;
 mod listing;
+mod page_budget;
 mod update_mask;
 mod watch;
 mod watch_convert;

@@ -141,3 +141,94 @@ async fn a_stored_template_over_the_limits_fails_its_delivery_attempt_saying_why
     assert_eq!(attempt.request_body, "");
     assert!(receiver.received().is_empty());
 }
+
+/// Every attempt in the log of `watch_id`, page by page (100 asked per page): the pages and
+/// their encoded sizes.
+async fn delivery_pages(app: &TestApp, watch_id: &str) -> Vec<(Vec<pb::Delivery>, usize)> {
+    let mut pages = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = watches(app)
+            .await
+            .list_deliveries(app.authed(pb::ListDeliveriesRequest {
+                watch_id: watch_id.into(),
+                page_size: 100,
+                page_token,
+            }))
+            .await
+            .expect("deliveries list")
+            .into_inner();
+        pages.push((page.deliveries.clone(), prost::Message::encoded_len(&page)));
+        if page.next_page_token.is_empty() {
+            return pages;
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+#[tokio::test]
+async fn large_bodies_are_stored_cut_and_list_deliveries_pages_them_within_a_mebibyte() {
+    let app = spawn_webhook_app().await;
+    let receiver = Receiver::start().await;
+    // About 75 KB per event: within the rendering limit, over the stored-body limit.
+    let copies = format!("${{$[{}]}}", ["*"; 16].join(","));
+    let watch = create_watch(
+        &app,
+        pb::Watch {
+            schema: format!("[{}]", [copies.as_str(); 20].join(",")),
+            ..watch_to(receiver.url("/hook"))
+        },
+    )
+    .await;
+    let events = 40;
+    for index in 0..events {
+        new_call(&app, &format!("+33 6 12 34 56 {index:02}")).await;
+    }
+    let received = receiver.wait_for(events).await;
+    let size = received[0].body.len();
+    assert!(size > 64 * 1024, "the receiver gets it all: {size} bytes");
+    let mut pages = delivery_pages(&app, &watch.id).await;
+    for _ in 0..250 {
+        let logged: usize = pages.iter().map(|(page, _)| page.len()).sum();
+        if logged >= events {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        pages = delivery_pages(&app, &watch.id).await;
+    }
+
+    assert!(pages.len() > 1, "the byte budget splits the log");
+    let mut ids = std::collections::HashSet::new();
+    for (page, encoded) in &pages {
+        let largest = page.iter().map(prost::Message::encoded_len).max().unwrap();
+        assert!(*encoded <= 1024 * 1024 + largest + 64, "{encoded} bytes");
+        for delivery in page {
+            assert!(ids.insert(delivery.id.clone()), "repeated {}", delivery.id);
+            assert!(delivery.request_body.len() < 64 * 1024 + 64);
+            assert!(
+                delivery.request_body.ends_with(" bytes]")
+                    && delivery.request_body.contains("…[truncated "),
+                "the stored body says it was cut"
+            );
+        }
+    }
+    assert_eq!(ids.len(), events, "no attempt lost");
+
+    // A cut body cannot be sent again; the attempt says why instead of sending half of it.
+    let retried = watches(&app)
+        .await
+        .retry_delivery(app.authed(pb::RetryDeliveryRequest {
+            delivery_id: pages[0].0[0].id.clone(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .delivery
+        .unwrap();
+    assert!(
+        retried.error.contains("cannot be sent again"),
+        "{}",
+        retried.error
+    );
+    assert_eq!(receiver.received().len(), events);
+}
