@@ -8,6 +8,7 @@ mod convert;
 mod field_limits;
 mod health;
 mod listing;
+mod page_budget;
 mod update_mask;
 mod watch;
 mod watch_convert;

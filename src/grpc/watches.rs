@@ -4,7 +4,7 @@
 use tonic::{Request, Response, Status};
 
 use super::{
-    convert, observe,
+    convert, observe, page_budget,
     watch_convert::{self, crypto_key_to_proto, delivery_to_proto, watch_to_proto},
     watch_mask, InFlightLimit,
 };
@@ -211,19 +211,23 @@ impl WatchService for WatchApi {
                             })?,
                     ),
                 };
-                let mut watches = self
+                let watches = self
                     .webhooks
                     .store
                     .list_watches(tenant.id, after, limit + 1)
                     .await?;
-                let more = watches.len() > limit;
-                watches.truncate(limit);
-                let next_page_token = match watches.last() {
-                    Some(last) if more => self.sealer.seal(WATCH_PAGE, &(tenant.id, last.id))?,
-                    _ => String::new(),
-                };
+                let mut page: Vec<_> = watches.iter().take(limit).map(watch_to_proto).collect();
+                page.truncate(page_budget::items_that_fit(&page));
+                let more = watches.len() > page.len();
+                let next_page_token =
+                    match page.len().checked_sub(1).and_then(|last| watches.get(last)) {
+                        Some(last) if more => {
+                            self.sealer.seal(WATCH_PAGE, &(tenant.id, last.id))?
+                        }
+                        _ => String::new(),
+                    };
                 Ok(pb::ListWatchesResponse {
-                    watches: watches.iter().map(watch_to_proto).collect(),
+                    watches: page,
                     next_page_token,
                 })
             },
@@ -328,19 +332,29 @@ impl WatchService for WatchApi {
                             })?,
                     ),
                 };
-                let mut deliveries = self
+                let deliveries = self
                     .webhooks
                     .store
                     .list_deliveries(tenant.id, watch_id, before, limit + 1)
                     .await?;
-                let more = deliveries.len() > limit;
-                deliveries.truncate(limit);
-                let next_page_token = match deliveries.last() {
+                let mut page: Vec<_> = deliveries
+                    .iter()
+                    .take(limit)
+                    .map(delivery_to_proto)
+                    .collect();
+                page.truncate(page_budget::items_that_fit(&page));
+                // The token continues right after the last item sent, whichever bound stopped it.
+                let more = deliveries.len() > page.len();
+                let next_page_token = match page
+                    .len()
+                    .checked_sub(1)
+                    .and_then(|last| deliveries.get(last))
+                {
                     Some(last) if more => self.sealer.seal(DELIVERY_PAGE, &(watch_id, last.id))?,
                     _ => String::new(),
                 };
                 Ok(pb::ListDeliveriesResponse {
-                    deliveries: deliveries.iter().map(delivery_to_proto).collect(),
+                    deliveries: page,
                     next_page_token,
                 })
             },
@@ -422,9 +436,7 @@ impl WatchService for WatchApi {
                 };
                 let body = payload::preview(template.as_ref(), data)
                     .map_err(|error| Error::invalid("schema", error))?;
-                Ok(pb::PreviewWatchPayloadResponse {
-                    payload: body.to_string(),
-                })
+                Ok(pb::PreviewWatchPayloadResponse { payload: body })
             },
         )
         .await

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::{
     call_rows::decode_call_json,
     changes::BARRIER_CTE,
+    stored_body,
     watches::{decode_watch, WATCH_COLUMNS},
     Store, Watch,
 };
@@ -331,6 +332,8 @@ impl Store {
 /// The values of a delivery row that need converting, kept alive for the parameters.
 struct DeliveryValues {
     headers: serde_json::Value,
+    request_body: String,
+    response_body: String,
     duration_micros: i64,
     outcome: i16,
 }
@@ -339,6 +342,8 @@ impl DeliveryValues {
     fn new(delivery: &Delivery) -> Self {
         DeliveryValues {
             headers: serde_json::to_value(&delivery.request_headers).unwrap_or_default(),
+            request_body: stored_body::cut(&delivery.request_body),
+            response_body: stored_body::cut(&delivery.response_body),
             duration_micros: i64::try_from(delivery.duration.as_micros()).unwrap_or(i64::MAX),
             outcome: delivery.outcome.code(),
         }
@@ -358,9 +363,9 @@ impl DeliveryValues {
             &delivery.attempt,
             &delivery.attempt_time,
             &self.headers,
-            &delivery.request_body,
+            &self.request_body,
             &delivery.response_status,
-            &delivery.response_body,
+            &self.response_body,
             &delivery.error,
             &self.duration_micros,
             &self.outcome,

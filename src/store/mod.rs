@@ -10,6 +10,7 @@ mod errors;
 mod migrate;
 mod pool;
 mod secrets;
+pub mod stored_body;
 mod tenants;
 mod watches;
 

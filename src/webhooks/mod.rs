@@ -25,11 +25,11 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use uuid::Uuid;
 
 pub use secrets::{parse_secret_key, SecretBox, SecretKey};
-pub use sender::{Sender, Timeouts};
+pub use sender::{Sender, SentRequest, Timeouts};
 pub use ssrf::{parse_allowed_cidrs, AddressGuard, AllowedCidrs};
 
 use crate::{
-    store::{Delivery, DeliveryOutcome, Store, Watch},
+    store::{stored_body, Delivery, DeliveryOutcome, Store, Watch},
     Error,
 };
 
@@ -122,12 +122,29 @@ impl Webhooks {
 
     /// Sends the event of `delivery` again, now, with the same `webhook-id` and body, and
     /// records the attempt. It does not change where the watch's cursor is.
+    ///
+    /// A body the log keeps only the start of cannot be sent again: the attempt is recorded
+    /// as failed, saying so, rather than sending a cut body the receiver could not parse.
     pub async fn resend(&self, watch: &Watch, delivery: &Delivery) -> Result<Delivery, Error> {
         let attempt_time = chrono::Utc::now();
-        let sent = self
-            .sender
-            .send(watch, &delivery.event_id, &delivery.request_body)
-            .await;
+        let sent = if stored_body::was_cut(&delivery.request_body) {
+            SentRequest {
+                headers: Vec::new(),
+                status: 0,
+                response_body: String::new(),
+                error: format!(
+                    "the delivery log keeps only the first {} bytes of this event's body, so it \
+                     cannot be sent again",
+                    stored_body::MAX_STORED_BODY_BYTES
+                ),
+                duration: Duration::ZERO,
+                retry_after: None,
+            }
+        } else {
+            self.sender
+                .send(watch, &delivery.event_id, &delivery.request_body)
+                .await
+        };
         let outcome = if sent.succeeded() {
             DeliveryOutcome::Succeeded
         } else {

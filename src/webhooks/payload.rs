@@ -26,12 +26,12 @@ pub fn event_id(position: Position) -> String {
     format!("msg_{}_{}", position.tx, position.seq)
 }
 
-/// The body of one event: the template's rendering, or the default envelope.
+/// The body of one event (JSON text): the template's rendering, or the default envelope.
 pub fn body(
     template: Option<&Template>,
     record: &ChangeRecord,
     previous: Option<&Call>,
-) -> Result<Value, String> {
+) -> Result<String, String> {
     let data = call_json(&record.call);
     if let Some(template) = template {
         return template.render(&data);
@@ -41,14 +41,15 @@ pub fn body(
         record.event_time,
         data,
         previous.map(call_json),
-    ))
+    )
+    .to_string())
 }
 
 /// What a watch with `template` would send for a call whose JSON is `data` (a creation).
-pub fn preview(template: Option<&Template>, data: Value) -> Result<Value, String> {
+pub fn preview(template: Option<&Template>, data: Value) -> Result<String, String> {
     match template {
         Some(template) => template.render(&data),
-        None => Ok(envelope("call.created", Utc::now(), data, None)),
+        None => Ok(envelope("call.created", Utc::now(), data, None).to_string()),
     }
 }
 

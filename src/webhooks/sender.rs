@@ -20,7 +20,8 @@ use crate::{
     Error,
 };
 
-/// The delivery log keeps this much of an answer's body.
+/// The most of an answer's body read and logged: enough for an error message; the rest is
+/// never read, so a receiver cannot make a worker buffer a large answer.
 const MAX_RESPONSE_BODY: usize = 4096;
 /// The longest `Retry-After` honoured, so a receiver cannot park a watch for ever.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
@@ -225,19 +226,7 @@ impl Sender {
                 .get("retry-after")
                 .and_then(|value| value.to_str().ok())
                 .and_then(parse_retry_after);
-            let mut response_body = Vec::new();
-            while response_body.len() < MAX_RESPONSE_BODY {
-                match response.chunk().await {
-                    Ok(Some(chunk)) => response_body.extend_from_slice(&chunk),
-                    Ok(None) => break,
-                    Err(error) if status.is_success() => {
-                        return Err(format!("reading the answer failed: {}", describe(&error)))
-                    }
-                    Err(_) => break,
-                }
-            }
-            response_body.truncate(MAX_RESPONSE_BODY);
-            let text = String::from_utf8_lossy(&response_body).into_owned();
+            let text = read_bounded(&mut response, status).await?;
             return Ok((status, text, retry_after));
         }
     }
@@ -255,6 +244,50 @@ impl Sender {
             .collect::<Result<_, _>>()
             .map_err(|error| error.to_string())
     }
+}
+
+/// At most [`MAX_RESPONSE_BODY`] bytes of the answer's body, cut on a character boundary and
+/// marked `…[truncated N bytes]` (N from Content-Length, or `…[truncated]` without one) when
+/// there was more. A failure to read a 2xx answer's body fails the attempt.
+async fn read_bounded(
+    response: &mut reqwest::Response,
+    status: StatusCode,
+) -> Result<String, String> {
+    let mut body = Vec::new();
+    while body.len() <= MAX_RESPONSE_BODY {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) => break,
+            Err(error) if status.is_success() => {
+                return Err(format!("reading the answer failed: {}", describe(&error)))
+            }
+            Err(_) => break,
+        }
+    }
+    let more = body.len() > MAX_RESPONSE_BODY;
+    body.truncate(MAX_RESPONSE_BODY);
+    if let Err(error) = std::str::from_utf8(&body) {
+        // A character cut by the limit is dropped; invalid bytes elsewhere become U+FFFD.
+        if error.error_len().is_none() {
+            body.truncate(error.valid_up_to());
+        }
+    }
+    let mut text = String::from_utf8_lossy(&body).into_owned();
+    if more {
+        // The header, not content_length(), which counts what is left to read.
+        let total = response
+            .headers()
+            .get(reqwest::header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<usize>().ok());
+        match total {
+            Some(total) if total > body.len() => {
+                text.push_str(&format!("…[truncated {} bytes]", total - body.len()));
+            }
+            _ => text.push_str("…[truncated]"),
+        }
+    }
+    Ok(text)
 }
 
 /// `Retry-After`: delay-seconds, or an HTTP date (RFC 9110), capped at [`MAX_RETRY_AFTER`].

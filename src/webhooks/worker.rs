@@ -223,8 +223,7 @@ impl Worker {
         };
         let body = template
             .map_err(|error| format!("the watch's template is not valid: {error}"))
-            .and_then(|template| payload::body(template.as_ref(), record, previous.as_ref()))
-            .map(|body| body.to_string());
+            .and_then(|template| payload::body(template.as_ref(), record, previous.as_ref()));
         let mut delivery = Delivery {
             id: Uuid::now_v7(),
             watch_id: watch.id,

@@ -32,6 +32,7 @@ use crate::helpers::{
 
 mod delivery;
 mod replicas;
+mod templates;
 mod watches;
 
 // ---------------------------------------------------------------------------------------------
