@@ -12,9 +12,11 @@ use crate::{
     helpers::{bad_fields, call, reason, spawn_app, with_key, TestApp},
 };
 
-/// The size of an error on the wire: its message and its details, which travel base64-encoded.
-fn error_size(status: &Status) -> usize {
-    status.message().len() + status.details().len().div_ceil(3) * 4
+/// Checks that an error is small on the wire: its message and its details (which travel
+/// base64-encoded) under 8 KiB.
+fn assert_small(status: &Status) {
+    let size = status.message().len() + status.details().len().div_ceil(3) * 4;
+    assert!(size < 8 * 1024, "the error takes {size} bytes");
 }
 
 async fn create_call(app: &TestApp, call: pb::Call) -> Result<pb::Call, Status> {
@@ -62,11 +64,7 @@ async fn a_huge_time_zone_gets_a_small_error_naming_the_field() {
         .unwrap_err();
     assert_eq!(bad_fields(&error), ["call.start.time_zone"]);
     assert!(!error.message().contains("ZZZZ"), "{}", error.message());
-    assert!(
-        error_size(&error) < 8 * 1024,
-        "{} bytes",
-        error_size(&error)
-    );
+    assert_small(&error);
     assert_eq!(stored_calls(&app).await, 0);
 }
 
@@ -87,11 +85,7 @@ async fn a_hundred_thousand_crypto_key_ids_get_invalid_argument_not_a_metadata_e
     .await
     .unwrap_err();
     assert_eq!(bad_fields(&error), ["watch.signature.crypto_key_ids"]);
-    assert!(
-        error_size(&error) < 8 * 1024,
-        "{} bytes",
-        error_size(&error)
-    );
+    assert_small(&error);
     assert_eq!(stored_watches(&app).await, 0);
 }
 
@@ -162,11 +156,7 @@ async fn every_credential_string_of_a_watch_has_a_limit() {
             "watch.oauth2_auth.scope",
         ]
     );
-    assert!(
-        error_size(&error) < 8 * 1024,
-        "{} bytes",
-        error_size(&error)
-    );
+    assert_small(&error);
     assert_eq!(stored_watches(&app).await, 0);
 }
 
@@ -200,7 +190,7 @@ async fn a_start_whose_instant_no_timestamp_can_carry_is_refused() {
 
 /// Writes a change for `call_id` the way a row stored before the start range was checked looks:
 /// its start instant in year 0, which PostgreSQL writes as a BC date.
-async fn store_an_unreadable_change(app: &TestApp, call_id: &str) {
+pub async fn store_an_unreadable_change(app: &TestApp, call_id: &str) {
     let (client, connection) = app
         .database
         .connect(tokio_postgres::NoTls)

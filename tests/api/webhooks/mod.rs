@@ -31,6 +31,7 @@ use crate::helpers::{
 };
 
 mod delivery;
+mod neighbour;
 mod replicas;
 mod templates;
 mod watches;
