@@ -5,9 +5,7 @@
 mod call;
 mod phone;
 mod start;
-mod text;
 
 pub use call::{Call, CallFields, CallRecord, CallStatus, CallType, MAX_DURATION};
 pub use phone::{digits_of, PhoneNumber};
 pub use start::{is_timestamp, parse_time_zone, write_date_time_text, CallStart};
-pub use text::checked_text;

@@ -2,7 +2,6 @@
 
 use crate::Error;
 
-const MAX_CHARS: usize = 64;
 const MAX_DIGITS: usize = 32;
 
 /// A phone number as sent, known to hold digits and common separators only.
@@ -16,12 +15,6 @@ impl PhoneNumber {
         let trimmed = raw.trim();
         if trimmed.is_empty() {
             return Err(Error::invalid(field, "is required"));
-        }
-        if trimmed.chars().count() > MAX_CHARS {
-            return Err(Error::invalid(
-                field,
-                format!("must be at most {MAX_CHARS} characters"),
-            ));
         }
         let body = trimmed.strip_prefix('+').unwrap_or(trimmed);
         if let Some(bad) = body

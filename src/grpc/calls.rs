@@ -11,15 +11,12 @@ use super::{
 };
 use crate::{
     auth::Authenticator,
-    domain::checked_text,
     feed::Feed,
     pb::calls::v1::{self as pb, call_service_server::CallService},
     store::Store,
     tokens::TokenSealer,
     Error,
 };
-
-const MAX_REQUEST_ID_CHARS: usize = 128;
 
 /// Everything the call RPCs need; cheap to clone.
 #[derive(Clone)]
@@ -71,13 +68,10 @@ impl CallService for CallApi {
                     .as_ref()
                     .ok_or_else(|| Error::invalid("call", "is required"))?;
                 let fields = convert::call_fields(call, tenant.time_zone)?;
-                let request_id = match request.request_id.as_str() {
-                    "" => None,
-                    id => Some(checked_text("request_id", id, MAX_REQUEST_ID_CHARS)?),
-                };
+                let request_id = Some(request.request_id.as_str()).filter(|id| !id.is_empty());
                 let call = self
                     .store
-                    .create_call(tenant.id, request_id.as_deref(), &fields)
+                    .create_call(tenant.id, request_id, &fields)
                     .await?;
                 tracing::info!(call_id = %call.id, tenant = %tenant.name, "call created");
                 Ok(pb::CreateCallResponse {

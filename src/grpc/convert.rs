@@ -8,36 +8,18 @@ use chrono_tz::Tz;
 
 use crate::{
     domain::{
-        checked_text, is_timestamp, Call, CallFields, CallRecord, CallStart, CallStatus, CallType,
-        PhoneNumber, MAX_DURATION,
+        is_timestamp, Call, CallFields, CallRecord, CallStart, CallStatus, CallType, PhoneNumber,
+        MAX_DURATION,
     },
     error::Violations,
     pb::calls::v1 as pb,
     Error,
 };
 
-const MAX_ID_CHARS: usize = 256;
-const MAX_URL_CHARS: usize = 2048;
-const MAX_MIME_TYPE_CHARS: usize = 255;
-
 /// Validates the writable fields of `call`; `default_zone` applies when the start has none.
+/// Lengths and characters were checked against the field limits before (`field_limits`).
 pub fn call_fields(call: &pb::Call, default_zone: Tz) -> Result<CallFields, Error> {
     let mut violations = Violations::default();
-    let button_id = violations.check(checked_text(
-        "call.button_id",
-        &call.button_id,
-        MAX_ID_CHARS,
-    ));
-    let client_id = violations.check(checked_text(
-        "call.client_id",
-        &call.client_id,
-        MAX_ID_CHARS,
-    ));
-    let external_id = violations.check(checked_text(
-        "call.external_id",
-        &call.external_id,
-        MAX_ID_CHARS,
-    ));
     let caller_number = violations.check(PhoneNumber::parse(
         "call.caller_number",
         &call.caller_number,
@@ -113,15 +95,15 @@ pub fn call_fields(call: &pb::Call, default_zone: Tz) -> Result<CallFields, Erro
         )));
     };
     Ok(CallFields {
-        button_id: button_id.unwrap_or_default(),
-        client_id: client_id.unwrap_or_default(),
+        button_id: call.button_id.clone(),
+        client_id: call.client_id.clone(),
         caller_number,
         called_number,
         tracking_number,
         start,
         duration,
         status,
-        external_id: external_id.unwrap_or_default(),
+        external_id: call.external_id.clone(),
         call_type,
         record,
     })
@@ -192,23 +174,13 @@ fn record(record: Option<&pb::CallRecord>) -> Result<Option<CallRecord>, Error> 
         return Ok(None);
     };
     let mut violations = Violations::default();
-    let mime_type = violations.check(checked_text(
-        "call.record.mime_type",
-        &record.mime_type,
-        MAX_MIME_TYPE_CHARS,
-    ));
     if !record.mime_type.is_empty() && !record.mime_type.contains('/') {
         violations.add(
             "call.record.mime_type",
             "must be a MIME type such as \"audio/mpeg\"",
         );
     }
-    if record.url.chars().count() > MAX_URL_CHARS {
-        violations.add(
-            "call.record.url",
-            format!("must be at most {MAX_URL_CHARS} characters"),
-        );
-    } else if !record.url.is_empty() {
+    if !record.url.is_empty() {
         match url::Url::parse(&record.url) {
             Ok(url) if matches!(url.scheme(), "http" | "https") => {}
             _ => violations.add("call.record.url", "must be an http or https URL"),
@@ -216,7 +188,7 @@ fn record(record: Option<&pb::CallRecord>) -> Result<Option<CallRecord>, Error> 
     }
     violations.finish(|| {
         Some(CallRecord {
-            mime_type: mime_type.unwrap_or_default(),
+            mime_type: record.mime_type.clone(),
             url: record.url.clone(),
         })
     })

@@ -13,7 +13,7 @@ use super::{
     convert,
 };
 use crate::{
-    domain::{checked_text, digits_of},
+    domain::digits_of,
     error::Violations,
     feed::{Cursor, Position, SyncToken},
     pb::calls::v1 as pb,
@@ -24,7 +24,6 @@ use crate::{
 const PAGE_TOKEN_KIND: &str = "page";
 const DEFAULT_PAGE_SIZE: usize = 50;
 const MAX_PAGE_SIZE: usize = 1000;
-const MAX_SEARCH_CHARS: usize = 64;
 /// A page ends at this many encoded bytes even before `page_size` calls: a client's 4 MiB
 /// message limit must never refuse a page (1,000 calls with every field at its limit would
 /// take about 4.5 MiB).
@@ -204,19 +203,9 @@ fn validate(
             violations.add("time_max", "must be after time_min");
         }
     }
-    let tool_id = match request.tool_id.as_str() {
-        "" => None,
-        tool_id => violations.check(checked_text("tool_id", tool_id, 256)),
-    };
+    let tool_id = Some(request.tool_id.clone()).filter(|tool_id| !tool_id.is_empty());
     let search_digits = match request.search.as_str() {
         "" => None,
-        search if search.chars().count() > MAX_SEARCH_CHARS => {
-            violations.add(
-                "search",
-                format!("must be at most {MAX_SEARCH_CHARS} characters"),
-            );
-            None
-        }
         search => {
             let digits = digits_of(search);
             if digits.is_empty() {

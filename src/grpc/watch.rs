@@ -12,7 +12,7 @@ use tonic::{Code, Status};
 
 use super::{calls::CallApi, convert, record_handled};
 use crate::{
-    domain::{checked_text, digits_of},
+    domain::digits_of,
     error::Violations,
     feed::{Cursor, FeedEvent, StartFrom, SyncToken, WatchFilters},
     pb::calls::v1 as pb,
@@ -29,16 +29,13 @@ pub async fn open(
     request: &pb::WatchCallsRequest,
 ) -> Result<MessageStream, Error> {
     let mut violations = Violations::default();
-    let tool_id = match request.tool_id.as_str() {
-        "" => None,
-        tool_id => violations.check(checked_text("tool_id", tool_id, 256)),
-    };
+    let tool_id = Some(request.tool_id.clone()).filter(|tool_id| !tool_id.is_empty());
     let search_digits = match request.search.as_str() {
         "" => None,
         search => {
             let digits = digits_of(search);
-            if digits.is_empty() || search.chars().count() > 64 {
-                violations.add("search", "must hold digits, at most 64 characters");
+            if digits.is_empty() {
+                violations.add("search", "must contain digits: it matches phone numbers");
             }
             Some(digits)
         }

@@ -14,11 +14,6 @@ use crate::{
     Error,
 };
 
-const MAX_NAME_CHARS: usize = 256;
-const MAX_URL_CHARS: usize = 2048;
-const MAX_HEADERS: usize = 32;
-const MAX_HEADER_CHARS: usize = 4096;
-const MAX_SCHEMA_CHARS: usize = 65_536;
 /// Headers the service sets itself.
 const RESERVED_HEADERS: &[&str] = &[
     "authorization",
@@ -43,19 +38,8 @@ pub async fn watch_settings(
 ) -> Result<WatchSettings, Error> {
     let mut violations = Violations::default();
     let context = tenant_id.as_bytes();
-    if watch.name.chars().count() > MAX_NAME_CHARS {
-        violations.add(
-            "watch.name",
-            format!("must be at most {MAX_NAME_CHARS} characters"),
-        );
-    }
     if watch.address.is_empty() {
         violations.add("watch.address", "is required");
-    } else if watch.address.chars().count() > MAX_URL_CHARS {
-        violations.add(
-            "watch.address",
-            format!("must be at most {MAX_URL_CHARS} characters"),
-        );
     } else if let Err(error) = webhooks.guard.check_url(&watch.address).await {
         violations.add("watch.address", error);
     }
@@ -80,12 +64,6 @@ pub async fn watch_settings(
     } else {
         Some(webhooks.secrets.seal(context, basic.password.as_bytes())?)
     };
-    if watch.http_request_headers.len() > MAX_HEADERS {
-        violations.add(
-            "watch.http_request_headers",
-            format!("at most {MAX_HEADERS} headers"),
-        );
-    }
     for (index, header) in watch.http_request_headers.iter().enumerate() {
         let field = format!("watch.http_request_headers[{index}]");
         match HeaderName::from_bytes(header.name.as_bytes()) {
@@ -96,16 +74,11 @@ pub async fn watch_settings(
             ),
             Ok(_) => {}
         }
-        if header.value.len() > MAX_HEADER_CHARS || HeaderValue::from_str(&header.value).is_err() {
+        if HeaderValue::from_str(&header.value).is_err() {
             violations.add(format!("{field}.value"), "is not a valid HTTP header value");
         }
     }
-    if watch.schema.chars().count() > MAX_SCHEMA_CHARS {
-        violations.add(
-            "watch.schema",
-            format!("must be at most {MAX_SCHEMA_CHARS} characters"),
-        );
-    } else if !watch.schema.is_empty() {
+    if !watch.schema.is_empty() {
         if let Err(error) = Template::parse(&watch.schema) {
             violations.add("watch.schema", error);
         }

@@ -246,7 +246,7 @@ impl WatchService for WatchApi {
             request.get_ref(),
             async {
                 let tenant = self.authenticator.admit(request.metadata()).await?;
-                let name = crate::domain::checked_text("name", &request.get_ref().name, 256)?;
+                let name = request.get_ref().name.clone();
                 let secret = signing::new_key_secret();
                 let sealed = self.webhooks.secrets.seal(tenant.id.as_bytes(), &secret)?;
                 let key = self
