@@ -177,7 +177,7 @@ pub fn print_fairness(round: usize, quiet_rate: f64, noise: &str, result: &Round
         noisy.not_sent,
     );
     println!(
-        "RESULT workload=fairness round={round} quiet_rate={quiet_rate} noise={noise} alone_ok={} alone_p50_ms={:.3} alone_p99_ms={:.3} alone_errors={} loaded_ok={} loaded_p50_ms={:.3} loaded_p99_ms={:.3} loaded_errors={} p99_ratio={ratio:.2} noisy_ok={} noisy_rps={:.1} noisy_refused={} noisy_reasons={} noisy_errors={} noisy_not_sent={} server_cores_alone={} server_cores_loaded={}",
+        "RESULT workload=fairness round={round} quiet_rate={quiet_rate} noise={noise} alone_ok={} alone_p50_ms={:.3} alone_p99_ms={:.3} alone_errors={} loaded_ok={} loaded_p50_ms={:.3} loaded_p99_ms={:.3} loaded_errors={} loaded_reasons={} p99_ratio={ratio:.2} noisy_ok={} noisy_rps={:.1} noisy_refused={} noisy_reasons={} noisy_errors={} noisy_not_sent={} server_cores_alone={} server_cores_loaded={}",
         alone.ok,
         p(alone, 0.50),
         p(alone, 0.99),
@@ -186,6 +186,7 @@ pub fn print_fairness(round: usize, quiet_rate: f64, noise: &str, result: &Round
         p(loaded, 0.50),
         p(loaded, 0.99),
         errors_text(loaded),
+        counts_text(&loaded.reasons),
         noisy.ok,
         noisy.ok as f64 / seconds,
         refused,
