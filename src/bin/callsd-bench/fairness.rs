@@ -5,6 +5,10 @@
 //! much as it is told to (open loop at a rate, or closed loop at a concurrency), over
 //! connections of its own. Rounds alternate the two windows, so each loaded p99 has an
 //! unloaded one minutes apart on the same machine to be compared with.
+//!
+//! The noisy tenant runs on a runtime (and threads) of its own, as a separate client would:
+//! on one runtime, the quiet tenant's answers waited behind thousands of noisy tasks a second
+//! in this process's own queues, and its p99 measured the load generator.
 
 use std::{sync::Arc, time::Duration};
 
@@ -60,24 +64,30 @@ pub async fn run(
     mut report: impl FnMut(usize, &Round),
 ) -> anyhow::Result<()> {
     let quiet_clients = driver::connect(&options.address, options.quiet_connections).await?;
-    let noisy_clients = driver::connect(&options.address, options.noisy_connections).await?;
     let quiet = Arc::new(Target::new(&options.quiet_key, options.seeded, 6)?);
     let noisy = Arc::new(Target::new(&options.noisy_key, options.seeded, 6)?);
     for round in 1..=options.rounds.max(1) {
         let (alone, alone_cpu) = quiet_window(options, &quiet_clients, quiet.clone()).await;
         // The noise warms up for one warm-up, then runs through the quiet tenant's warm-up
         // and measured window; its own measured window is the quiet tenant's.
-        let noise = tokio::spawn(noisy_window(
-            options.noise,
-            options.noisy_workload,
-            noisy_clients.clone(),
-            noisy.clone(),
-            options.warmup * 2,
-            options.duration,
-        ));
+        let noise = {
+            let (noise, workload, target) = (options.noise, options.noisy_workload, noisy.clone());
+            let (address, connections) = (options.address.clone(), options.noisy_connections);
+            let (warmup, duration) = (options.warmup * 2, options.duration);
+            tokio::task::spawn_blocking(move || -> anyhow::Result<Stats> {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(async move {
+                    let clients = driver::connect(&address, connections).await?;
+                    Ok(noisy_window(noise, workload, clients, target, warmup, duration).await)
+                })
+            })
+        };
         tokio::time::sleep(options.warmup).await;
         let (loaded, loaded_cpu) = quiet_window(options, &quiet_clients, quiet.clone()).await;
-        let noisy = noise.await?;
+        let noisy = noise.await??;
         report(
             round,
             &Round {
