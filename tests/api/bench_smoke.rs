@@ -6,7 +6,9 @@ use tokio::{
     process::Command,
 };
 
-use crate::helpers::{connection_string, spawn_app};
+use callsd::config::{ServeSettings, TenantLimitSettings};
+
+use crate::helpers::{connection_string, spawn_app, spawn_app_with, test_settings};
 
 /// Runs callsd-bench without blocking the runtime: the test server shares it.
 async fn run_bench(args: &[&str], database_url: &str) -> String {
@@ -77,6 +79,78 @@ async fn bench_seeds_a_tenant_and_runs_workloads_without_errors() {
     let report = run_workloads(&floor_address, key, "get,list", &database_url).await;
     assert_every_result_without_errors(&report, 2);
     floor.kill().await.expect("the floor stops");
+}
+
+#[tokio::test]
+async fn bench_fairness_reports_the_quiet_tenant_and_the_noisy_tenants_refusals() {
+    // A bucket of 500 that barely refills: the quiet tenant's dozen requests fit in it, the
+    // noisy tenant's 600 (2,000/s for 300 ms, sent whatever the answers) cannot, whatever the
+    // speed of the machine (on a slow one its in-flight share refuses them first).
+    let settings = ServeSettings {
+        tenant_limits: TenantLimitSettings {
+            tenant_rate: 0.001,
+            tenant_burst: 500,
+            ..test_settings().tenant_limits
+        },
+        ..test_settings()
+    };
+    let app = spawn_app_with(settings, chrono_tz::Tz::UTC).await;
+    let database_url = connection_string(&app.database);
+    let key_of = |output: String| {
+        output
+            .lines()
+            .find_map(|line| line.strip_prefix("key="))
+            .expect("prints the key")
+            .to_owned()
+    };
+    let quiet = key_of(
+        run_bench(
+            &[
+                "seed", "--tenant", "quiet", "--calls", "300", "--batch", "300",
+            ],
+            &database_url,
+        )
+        .await,
+    );
+    let noisy = key_of(run_bench(&["tenant", "--name", "noisy"], &database_url).await);
+
+    let address = format!("http://{}", app.address);
+    let report = run_bench(
+        &[
+            "fairness",
+            "--address",
+            &address,
+            "--quiet-key",
+            &quiet,
+            "--noisy-key",
+            &noisy,
+            "--seeded",
+            "300",
+            "--quiet-rate",
+            "20",
+            "--noisy-rate",
+            "2000",
+            "--warmup",
+            "0s",
+            "--duration",
+            "300ms",
+        ],
+        &database_url,
+    )
+    .await;
+    let result = report
+        .lines()
+        .find(|line| line.starts_with("RESULT workload=fairness "))
+        .unwrap_or_else(|| panic!("a RESULT line: {report}"));
+    for expected in [
+        " alone_errors=none ",
+        " loaded_errors=none ",
+        " noisy_reasons=TENANT_",
+    ] {
+        assert!(result.contains(expected), "{expected:?} in {result}");
+    }
+    assert!(!result.contains(" alone_ok=0 "), "{result}");
+    assert!(!result.contains(" loaded_ok=0 "), "{result}");
 }
 
 /// A few hundred requests of each workload against `address`.

@@ -12,6 +12,7 @@ use std::{
 use hdrhistogram::Histogram;
 use tokio::sync::Semaphore;
 use tonic::{transport::Channel, Code, Status};
+use tonic_types::StatusExt;
 
 /// What one measured window saw.
 #[derive(Debug)]
@@ -20,6 +21,9 @@ pub struct Stats {
     pub latencies: Histogram<u64>,
     pub ok: u64,
     pub errors: BTreeMap<String, u64>,
+    /// Errors by the `google.rpc.ErrorInfo` reason they carry (`OVERLOADED`,
+    /// `TENANT_RATE_LIMITED`, ...), for those that carry one.
+    pub reasons: BTreeMap<String, u64>,
     pub elapsed: Duration,
     /// Requests the open loop could not even start (its in-flight cap was reached).
     pub not_sent: u64,
@@ -37,6 +41,7 @@ impl Stats {
             latencies: latency_histogram(),
             ok: 0,
             errors: BTreeMap::new(),
+            reasons: BTreeMap::new(),
             elapsed: Duration::ZERO,
             not_sent: 0,
         }
@@ -56,6 +61,9 @@ impl Stats {
                 if *count <= 3 {
                     eprintln!("error {:?}: {}", status.code(), status.message());
                 }
+                if let Some(info) = status.get_details_error_info() {
+                    *self.reasons.entry(info.reason).or_default() += 1;
+                }
             }
         }
     }
@@ -66,6 +74,9 @@ impl Stats {
         self.not_sent += other.not_sent;
         for (code, count) in &other.errors {
             *self.errors.entry(code.clone()).or_default() += count;
+        }
+        for (reason, count) in &other.reasons {
+            *self.reasons.entry(reason.clone()).or_default() += count;
         }
     }
 

@@ -6,6 +6,7 @@
 //! - [`workloads`]: what one request of each workload sends.
 //! - [`driver`]: closed- and open-loop drivers, latency histograms, errors by gRPC code.
 //! - [`watch`]: idle WatchCalls streams, and commit-to-event latency across replicas.
+//! - [`fairness`]: `fairness`, one tenant's latency alone and beside a noisy tenant.
 //! - [`report`]: the printed lines and the server's memory.
 //! - [`floor`]: `floor`, a server of the service's own parts doing nothing else, to measure
 //!   what the stack itself allows.
@@ -13,6 +14,7 @@
 mod cpu;
 mod data;
 mod driver;
+mod fairness;
 mod floor;
 mod page_reader;
 mod report;
@@ -49,6 +51,8 @@ enum Command {
     Run(RunArgs),
     /// Idle WatchCalls streams on one replica, creates through another.
     Watch(WatchArgs),
+    /// A quiet tenant's latency alone, then while a noisy tenant sends many times its share.
+    Fairness(FairnessArgs),
     /// Serve GetCall and ListCalls as the stack's floor: the service's pool, statements and
     /// codec, and nothing else (no auth, no decoding); prints `listening=ADDRESS`.
     Floor {
@@ -91,8 +95,8 @@ struct RunArgs {
     /// API key of the seeded tenant.
     #[arg(long, env = "CALLSD_BENCH_KEY", hide_env_values = true)]
     key: String,
-    /// Comma-separated: ping (gRPC health check, no database), create, get, list, list-deep,
-    /// search, update, mixed.
+    /// Comma-separated: ping (gRPC health check, no database), create, get, list, list-one
+    /// (page size 1), list-deep, search, update, mixed.
     #[arg(long, value_delimiter = ',', default_value = "get")]
     workloads: Vec<Workload>,
     /// HTTP/2 connections.
@@ -155,6 +159,51 @@ struct WatchArgs {
     watch_pid: Option<u32>,
 }
 
+#[derive(Debug, Args)]
+struct FairnessArgs {
+    /// The server (loopback only).
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    address: String,
+    /// API key of the quiet tenant (seeded, for get).
+    #[arg(long)]
+    quiet_key: String,
+    /// API key of the noisy tenant (may be empty, for list-one).
+    #[arg(long)]
+    noisy_key: String,
+    /// What the quiet tenant sends (a workload of `run`).
+    #[arg(long, default_value = "get")]
+    quiet_workload: Workload,
+    /// What the noisy tenant sends.
+    #[arg(long, default_value = "list-one")]
+    noisy_workload: Workload,
+    /// How many seeded calls the quiet tenant has.
+    #[arg(long, default_value_t = 10_000)]
+    seeded: u64,
+    /// The quiet tenant's requests a second (open loop).
+    #[arg(long, default_value_t = 100.0)]
+    quiet_rate: f64,
+    /// The noisy tenant's requests a second (open loop), e.g. 10 x CALLSD_TENANT_RATE.
+    #[arg(long, conflicts_with = "noisy_concurrency")]
+    noisy_rate: Option<f64>,
+    /// Or the noisy tenant's requests in flight (closed loop).
+    #[arg(long, default_value_t = 64)]
+    noisy_concurrency: usize,
+    #[arg(long, default_value_t = 1)]
+    quiet_connections: usize,
+    #[arg(long, default_value_t = 4)]
+    noisy_connections: usize,
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Rounds of (alone, loaded), one RESULT line each.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
+    /// The server's pid, for its CPU.
+    #[arg(long)]
+    server_pid: Option<u32>,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
@@ -189,6 +238,40 @@ async fn main() -> anyhow::Result<()> {
             println!("key={key}");
         }
         Command::Run(args) => run(args).await?,
+        Command::Fairness(args) => {
+            let noise = match args.noisy_rate {
+                Some(rate) => fairness::Noise::Rate(rate),
+                None => fairness::Noise::Concurrency(args.noisy_concurrency),
+            };
+            let noise_text = match noise {
+                fairness::Noise::Rate(rate) => {
+                    format!("{}:rate:{rate}", args.noisy_workload.name())
+                }
+                fairness::Noise::Concurrency(concurrency) => {
+                    format!("{}:concurrency:{concurrency}", args.noisy_workload.name())
+                }
+            };
+            let options = fairness::FairnessOptions {
+                address: args.address,
+                quiet_key: args.quiet_key,
+                noisy_key: args.noisy_key,
+                quiet_workload: args.quiet_workload,
+                noisy_workload: args.noisy_workload,
+                seeded: args.seeded,
+                quiet_rate: args.quiet_rate,
+                noise,
+                quiet_connections: args.quiet_connections,
+                noisy_connections: args.noisy_connections,
+                warmup: args.warmup,
+                duration: args.duration,
+                rounds: args.rounds,
+                server_pid: args.server_pid,
+            };
+            fairness::run(&options, |round, result| {
+                report::print_fairness(round, options.quiet_rate, &noise_text, result)
+            })
+            .await?;
+        }
         Command::Floor {
             database_url,
             tenant_id,

@@ -24,6 +24,9 @@ pub enum Workload {
     Create,
     Get,
     List,
+    /// ListCalls with `page_size` 1, which an empty tenant answers too: a cheap, tenant-scoped
+    /// request for any tenant (the noisy one of `fairness`).
+    ListOne,
     ListDeep,
     Search,
     Update,
@@ -39,6 +42,7 @@ impl FromStr for Workload {
             "create" => Workload::Create,
             "get" => Workload::Get,
             "list" => Workload::List,
+            "list-one" => Workload::ListOne,
             "list-deep" => Workload::ListDeep,
             "search" => Workload::Search,
             "update" => Workload::Update,
@@ -55,6 +59,7 @@ impl Workload {
             Workload::Create => "create",
             Workload::Get => "get",
             Workload::List => "list",
+            Workload::ListOne => "list-one",
             Workload::ListDeep => "list-deep",
             Workload::Search => "search",
             Workload::Update => "update",
@@ -147,6 +152,16 @@ pub async fn send(
             )
             .await?;
             expect_calls(&page)?;
+        }
+        Workload::ListOne => {
+            list_page(
+                channel,
+                target.request(pb::ListCallsRequest {
+                    page_size: 1,
+                    ..pb::ListCallsRequest::default()
+                }),
+            )
+            .await?;
         }
         Workload::ListDeep => {
             let page = list_page(
