@@ -110,6 +110,11 @@ fn help_documents_every_setting_with_its_environment_variable() {
         "CALLSD_MAX_CONNECTIONS",
         "CALLSD_HTTP2_KEEPALIVE_INTERVAL",
         "CALLSD_HTTP2_KEEPALIVE_TIMEOUT",
+        "CALLSD_TENANT_RATE",
+        "CALLSD_TENANT_BURST",
+        "CALLSD_TENANT_MAX_IN_FLIGHT",
+        "CALLSD_TENANT_MAX_STREAMS",
+        "CALLSD_TENANT_MAX_WATCHES",
     ] {
         assert!(help.contains(variable), "--help lacks {variable}:\n{help}");
     }
