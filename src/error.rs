@@ -148,6 +148,15 @@ pub fn quote(value: &str) -> String {
     }
 }
 
+/// Like [`quote`], without the quotes: for inputs an error shows in a syntax of their own
+/// (a template's `${...}`).
+pub fn excerpt(value: &str) -> String {
+    match value.char_indices().nth(MAX_QUOTED_CHARS) {
+        None => value.to_owned(),
+        Some((end, _)) => format!("{}…", &value[..end]),
+    }
+}
+
 /// Collects field violations so that a request reports every bad field at once.
 #[derive(Debug, Default)]
 pub struct Violations(Vec<FieldViolation>);

@@ -39,6 +39,10 @@ pub fn init_metrics(address: SocketAddr) -> anyhow::Result<()> {
         "Time to handle an RPC, by method"
     );
     metrics::describe_gauge!("callsd_watch_streams", "Open WatchCalls streams");
+    metrics::describe_counter!(
+        "callsd_feed_unreadable_changes_total",
+        "Change-log rows that could not be decoded; each ends its tenant's streams"
+    );
     metrics::describe_gauge!("callsd_connections_open", "Open client connections");
     metrics::describe_counter!(
         "callsd_connections_refused_total",

@@ -3,6 +3,8 @@
 //! doubles with each nested filter), and evaluation visits every node again for each nested
 //! filter over descendants (`..`), so both follow an expression's length and nesting depth.
 
+use crate::error::excerpt;
+
 /// Longest template, in characters; the same as `Watch.schema`'s limit, so that
 /// PreviewWatchPayload, which takes a bare schema, is bounded like CreateWatch.
 pub const MAX_TEMPLATE_CHARS: usize = 65_536;
@@ -32,9 +34,6 @@ pub const MAX_EXPRESSION_DEPTH: usize = 4;
 /// Largest body a template may render (JSON text, in bytes): the receiver gets it at every
 /// event and the delivery log keeps it.
 pub const MAX_RENDERED_BYTES: usize = 256 * 1024;
-
-/// How much of a bad input an error message quotes.
-const EXCERPT_CHARS: usize = 64;
 
 /// The index of the `}` that closes an expression, skipping braces inside quotes or nested.
 pub(super) fn closing_brace(text: &str) -> Option<usize> {
@@ -91,14 +90,6 @@ pub(super) fn nesting_depth(expression: &str) -> usize {
         }
     }
     deepest
-}
-
-/// At most [`EXCERPT_CHARS`] characters of `text`, so an error never echoes a large input.
-pub(super) fn excerpt(text: &str) -> String {
-    match text.char_indices().nth(EXCERPT_CHARS) {
-        None => text.to_owned(),
-        Some((end, _)) => format!("{}…", &text[..end]),
-    }
 }
 
 /// Follows JSONPath string literals (`'...'`, `"..."`, `\` escaping the next character) as

@@ -16,6 +16,8 @@ mod limits;
 use serde_json::Value;
 use serde_json_path::JsonPath;
 
+use crate::error::excerpt;
+
 pub use limits::{
     MAX_EXPRESSIONS, MAX_EXPRESSION_BYTES, MAX_EXPRESSION_DEPTH, MAX_RENDERED_BYTES,
     MAX_TEMPLATE_CHARS,
@@ -140,20 +142,12 @@ fn pieces(text: &str, expressions: &mut usize) -> Result<Vec<Piece>, String> {
             pieces.push(Piece::Text(rest[..start].to_owned()));
         }
         let after = &rest[start + 2..];
-        let end = limits::closing_brace(after).ok_or_else(|| {
-            format!(
-                "the expression ${{{} has no closing }}",
-                limits::excerpt(after)
-            )
-        })?;
+        let end = limits::closing_brace(after)
+            .ok_or_else(|| format!("the expression ${{{} has no closing }}", excerpt(after)))?;
         let expression = &after[..end];
         limits::check_expression(expression)?;
-        let path = JsonPath::parse(expression).map_err(|error| {
-            format!(
-                "${{{}}} is not a JSONPath: {error}",
-                limits::excerpt(expression)
-            )
-        })?;
+        let path = JsonPath::parse(expression)
+            .map_err(|error| format!("${{{}}} is not a JSONPath: {error}", excerpt(expression)))?;
         pieces.push(Piece::Path(path));
         rest = &after[end + 1..];
     }
