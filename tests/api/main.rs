@@ -2,6 +2,7 @@
 //! cluster the tests start), a fresh database per test, asserting on what a client sees.
 
 mod helpers;
+mod tools;
 
 mod auth;
 mod bench_smoke;
