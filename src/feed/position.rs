@@ -36,7 +36,6 @@ impl Position {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cursor {
     pub after: Position,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub seen: Vec<Position>,
 }
 
@@ -66,7 +65,9 @@ impl Cursor {
 }
 
 /// What a sync token stands for: every change of a tenant (for these filters) up to a cursor.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The token carries the cursor alone; the tenant and filters are its binding (see
+/// [`crate::tokens`]), checked when it is opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncToken {
     pub tenant_id: Uuid,
     pub tool_id: String,
@@ -76,7 +77,8 @@ pub struct SyncToken {
 
 impl SyncToken {
     pub fn seal(&self, sealer: &TokenSealer) -> Result<String, Error> {
-        sealer.seal(SYNC_TOKEN_KIND, self)
+        let binding = (self.tenant_id, &self.tool_id, &self.search_digits);
+        sealer.seal(SYNC_TOKEN_KIND, &binding, &self.cursor)
     }
 
     /// Opens `token` for a request of `tenant_id` with these filters; `field` names it in errors.
@@ -88,17 +90,21 @@ impl SyncToken {
         tool_id: &str,
         search_digits: &str,
     ) -> Result<Self, Error> {
-        let sync_token: SyncToken = sealer
-            .open(SYNC_TOKEN_KIND, token)
-            .filter(|sync_token: &SyncToken| sync_token.tenant_id == tenant_id)
-            .ok_or_else(|| Error::invalid(field, "is not a sync token issued to this tenant"))?;
-        if sync_token.tool_id != tool_id || sync_token.search_digits != search_digits {
-            return Err(Error::invalid(
-                field,
-                "was issued for other filters: send the tool_id and search it was issued with",
-            ));
-        }
-        Ok(sync_token)
+        let cursor: Cursor = sealer
+            .open(SYNC_TOKEN_KIND, &(tenant_id, tool_id, search_digits), token)
+            .ok_or_else(|| {
+                Error::invalid(
+                    field,
+                    "is not a sync token issued to this tenant for these filters: send the \
+                     tool_id and search it was issued with",
+                )
+            })?;
+        Ok(SyncToken {
+            tenant_id,
+            tool_id: tool_id.to_owned(),
+            search_digits: search_digits.to_owned(),
+            cursor,
+        })
     }
 }
 

@@ -30,7 +30,7 @@ const MAX_PAGE_SIZE: usize = 1000;
 const MAX_PAGE_BYTES: usize = 1 << 20;
 
 /// The filters a listing runs with; a page token is only valid with the same ones.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 struct ListFilters {
     time_min_micros: Option<i64>,
     time_max_micros: Option<i64>,
@@ -46,10 +46,10 @@ enum PageKey {
     Changes(Position),
 }
 
+/// Where the next page starts. Sealed with the tenant and filters as its binding, so it opens
+/// only for the same tenant repeating the same filters.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct PageToken {
-    tenant_id: Uuid,
-    filters: ListFilters,
     barrier: i64,
     /// What the first page saw above the barrier; the final sync token carries it.
     seen: Vec<Position>,
@@ -134,13 +134,12 @@ pub async fn list_calls(
                 },
             };
             let token = PageToken {
-                tenant_id: tenant.id,
-                filters: filters.clone(),
                 barrier: page.barrier,
                 seen: seen.clone(),
                 after,
             };
-            api.sealer.seal(PAGE_TOKEN_KIND, &token)?
+            api.sealer
+                .seal(PAGE_TOKEN_KIND, &(tenant.id, &filters), &token)?
         }
         _ => String::new(),
     };
@@ -252,18 +251,15 @@ fn open_page_token(
     filters: &ListFilters,
     page_token: &str,
 ) -> Result<PageToken, Error> {
-    let token: PageToken = api
-        .sealer
-        .open(PAGE_TOKEN_KIND, page_token)
-        .filter(|token: &PageToken| token.tenant_id == tenant.id)
-        .ok_or_else(|| Error::invalid("page_token", "is not a page token issued to this tenant"))?;
-    if token.filters != *filters {
-        return Err(Error::invalid(
-            "page_token",
-            "was issued for other filters: repeat the request's filters with its page token",
-        ));
-    }
-    Ok(token)
+    api.sealer
+        .open(PAGE_TOKEN_KIND, &(tenant.id, filters), page_token)
+        .ok_or_else(|| {
+            Error::invalid(
+                "page_token",
+                "is not a page token issued to this tenant for these filters: repeat the \
+                 filters of the request that returned it",
+            )
+        })
 }
 
 fn cursor_after(key: &PageKey) -> Result<ListCursor, Error> {

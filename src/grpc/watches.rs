@@ -203,9 +203,7 @@ impl WatchService for WatchApi {
                     "" => None,
                     token => Some(
                         self.sealer
-                            .open::<(uuid::Uuid, uuid::Uuid)>(WATCH_PAGE, token)
-                            .filter(|(tenant_id, _)| *tenant_id == tenant.id)
-                            .map(|(_, after)| after)
+                            .open::<_, uuid::Uuid>(WATCH_PAGE, &tenant.id, token)
                             .ok_or_else(|| {
                                 Error::invalid("page_token", "is not a valid page token")
                             })?,
@@ -221,9 +219,7 @@ impl WatchService for WatchApi {
                 let more = watches.len() > page.len();
                 let next_page_token =
                     match page.len().checked_sub(1).and_then(|last| watches.get(last)) {
-                        Some(last) if more => {
-                            self.sealer.seal(WATCH_PAGE, &(tenant.id, last.id))?
-                        }
+                        Some(last) if more => self.sealer.seal(WATCH_PAGE, &tenant.id, &last.id)?,
                         _ => String::new(),
                     };
                 Ok(pb::ListWatchesResponse {
@@ -324,9 +320,7 @@ impl WatchService for WatchApi {
                     "" => None,
                     token => Some(
                         self.sealer
-                            .open::<(uuid::Uuid, uuid::Uuid)>(DELIVERY_PAGE, token)
-                            .filter(|(watch, _)| *watch == watch_id)
-                            .map(|(_, before)| before)
+                            .open::<_, uuid::Uuid>(DELIVERY_PAGE, &(tenant.id, watch_id), token)
                             .ok_or_else(|| {
                                 Error::invalid("page_token", "is not a valid page token")
                             })?,
@@ -350,7 +344,10 @@ impl WatchService for WatchApi {
                     .checked_sub(1)
                     .and_then(|last| deliveries.get(last))
                 {
-                    Some(last) if more => self.sealer.seal(DELIVERY_PAGE, &(watch_id, last.id))?,
+                    Some(last) if more => {
+                        self.sealer
+                            .seal(DELIVERY_PAGE, &(tenant.id, watch_id), &last.id)?
+                    }
                     _ => String::new(),
                 };
                 Ok(pb::ListDeliveriesResponse {

@@ -354,3 +354,38 @@ async fn paging_while_others_insert_neither_repeats_nor_skips_existing_calls() {
         "every call that existed before paging is seen"
     );
 }
+
+#[tokio::test]
+async fn page_and_sync_tokens_are_short_and_reveal_nothing_readable() {
+    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+
+    let app = spawn_app().await;
+    for day in 1..=3 {
+        app.create(call("1", "2", &format!("2026-11-0{day}T12:00:00"), "UTC"))
+            .await;
+    }
+    let first = app
+        .list(pb::ListCallsRequest {
+            page_size: 2,
+            tool_id: "contact-page".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let (_, sync_token) = app.list_all(pb::ListCallsRequest::default()).await;
+    let tenant_id = app.tenant_id.to_string();
+    for token in [&first.next_page_token, &sync_token] {
+        assert!(token.len() <= 100, "{} characters: {token}", token.len());
+        let bytes = URL_SAFE_NO_PAD.decode(token).expect("base64url");
+        let text = String::from_utf8_lossy(&bytes);
+        for readable in [tenant_id.as_str(), "contact-page", "tenant", "{\""] {
+            assert!(!text.contains(readable), "{readable:?} readable in {token}");
+        }
+        assert!(
+            !bytes
+                .windows(16)
+                .any(|window| window == app.tenant_id.as_bytes()),
+            "the tenant id's bytes are in {token}"
+        );
+    }
+}
