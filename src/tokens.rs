@@ -122,6 +122,15 @@ impl TokenSealer {
     }
 }
 
+/// Whether `token` is of the first format, base64 of readable JSON, which clients may still
+/// hold from before an upgrade. Its contents are not trusted; callers decide what it means.
+pub fn is_first_format(token: &str) -> bool {
+    token.len() <= MAX_TOKEN_LEN
+        && URL_SAFE_NO_PAD
+            .decode(token)
+            .is_ok_and(|bytes| bytes.first() == Some(&b'{'))
+}
+
 /// `version ‖ kind ‖ binding`, postcard-encoded: strings are length-prefixed, so no kind and
 /// binding pair can pose as another.
 fn associated_data<B: Serialize + ?Sized>(
@@ -178,6 +187,16 @@ mod tests {
         for garbage in ["", "!!!", "AAAA", "eyJhIjoxfQ", &"A".repeat(10_000)] {
             assert_eq!(sealer.open::<(), i64>("page", &(), garbage), None);
         }
+    }
+
+    #[test]
+    fn a_first_format_token_is_recognised_and_a_current_one_is_not() {
+        let first_format = URL_SAFE_NO_PAD.encode(br#"{"tenant_id":"x"}"#);
+        assert!(is_first_format(&first_format));
+        let sealer = TokenSealer::new(b"key").unwrap();
+        let current = sealer.seal("sync", &(), &1_i64).unwrap();
+        assert!(!is_first_format(&current));
+        assert!(!is_first_format("!!!"));
     }
 
     proptest::proptest! {

@@ -8,7 +8,10 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{tokens::TokenSealer, Error};
+use crate::{
+    tokens::{self, TokenSealer},
+    Error,
+};
 
 const SYNC_TOKEN_KIND: &str = "sync";
 
@@ -90,8 +93,13 @@ impl SyncToken {
         tool_id: &str,
         search_digits: &str,
     ) -> Result<Self, Error> {
-        let cursor: Cursor = sealer
-            .open(SYNC_TOKEN_KIND, &(tenant_id, tool_id, search_digits), token)
+        let opened = sealer.open(SYNC_TOKEN_KIND, &(tenant_id, tool_id, search_digits), token);
+        // A client that stored a sync token before the upgrade to opaque tokens must not be
+        // refused: its token reads as "from the start of the log", which replays every change
+        // still kept, or is SYNC_TOKEN_EXPIRED past compaction, and either way the client
+        // converges without an error it would take for a bug.
+        let cursor: Cursor = opened
+            .or_else(|| tokens::is_first_format(token).then(Cursor::default))
             .ok_or_else(|| {
                 Error::invalid(
                     field,
@@ -127,6 +135,19 @@ mod tests {
         assert!(!cursor.has_seen(at(10, 6)));
         assert!(cursor.has_seen(at(12, 1)));
         assert!(!cursor.has_seen(at(11, 1)));
+    }
+
+    #[test]
+    fn a_sync_token_of_the_first_format_opens_at_the_start_of_the_log() {
+        use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+
+        let sealer = TokenSealer::new(b"key").unwrap();
+        let tenant = Uuid::new_v4();
+        let first_format = URL_SAFE_NO_PAD.encode(br#"{"tenant_id":"x","cursor":{}}"#);
+        let opened = SyncToken::open(&sealer, "sync_token", &first_format, tenant, "", "");
+        assert_eq!(opened.unwrap().cursor, Cursor::default());
+        let garbage = SyncToken::open(&sealer, "sync_token", "AAAA", tenant, "", "");
+        assert!(garbage.is_err());
     }
 
     #[test]
