@@ -10,13 +10,14 @@
 //! - [`cli`]: the operator commands (`migrate`, `tenant create`, `key create`, `key revoke`).
 //! - [`embedded_postgres`]: the PostgreSQL that `callsd serve` starts when no database is set.
 //! - [`grpc`]: one file per service; converts proto messages to domain types, no SQL.
-//! - [`domain`]: validated call fields: phone numbers, local start times and time zones.
+//! - [`domain`]: validated call fields (phone numbers, local start times, time zones) and
+//!   change-log positions and cursors, below the store and the feed alike.
 //! - [`store`]: PostgreSQL access: pool, migrations, queries, SQLSTATE to [`Error`].
-//! - [`feed`]: change-log positions, sync tokens, and the `WatchCalls` fan-out.
+//! - [`feed`]: sync tokens, the per-process hub, and the `WatchCalls` fan-out.
 //! - [`webhooks`]: watches: signed, at-least-once delivery of changes to HTTP receivers.
 //! - [`auth`]: API keys, stored as hashes, resolved to a tenant and admitted within its share.
 //! - [`fair_shares`]: per-tenant rate, in-flight and stream limits, so no tenant starves another.
-//! - [`tokens`]: opaque, tamper-evident page and sync tokens.
+//! - [`tokens`]: opaque page and sync tokens: encrypted, bound to tenant and filters.
 //! - [`error`]: the one [`Error`] enum and its mapping to `tonic::Status`.
 //! - [`telemetry`]: logs and metrics.
 

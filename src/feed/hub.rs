@@ -7,9 +7,9 @@ use tokio::sync::{broadcast, Notify};
 use tokio_postgres::AsyncMessage;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use super::Position;
 use crate::{
     auth::Authenticator,
+    domain::Position,
     store::{ChangeBatch, Store},
     Error,
 };

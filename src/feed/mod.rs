@@ -1,4 +1,4 @@
-//! The change feed: positions and sync tokens, the per-process hub that reads the change log
+//! The change feed: sync tokens, the per-process hub that reads the change log
 //! once and fans it out, and the `WatchCalls` streams that follow it.
 //!
 //! The change log in PostgreSQL is the truth. LISTEN/NOTIFY (on one dedicated connection per
@@ -6,9 +6,9 @@
 //! notifications, and a lost listener connection is followed by a catch-up read.
 
 mod hub;
-mod position;
+mod sync_token;
 mod watch;
 
 pub use hub::{Feed, FeedSettings};
-pub use position::{Cursor, Position, SyncToken};
+pub use sync_token::SyncToken;
 pub use watch::{FeedEvent, StartFrom, WatchFilters, WatchStream};

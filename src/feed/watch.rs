@@ -11,9 +11,9 @@ use tokio::{
 };
 use uuid::Uuid;
 
-use super::{hub::BATCH_SIZE, Cursor, Feed, Position};
+use super::{hub::BATCH_SIZE, Feed};
 use crate::{
-    domain::Call,
+    domain::{Call, Cursor, Position},
     store::{CallFilters, CallQuery, ChangeBatch, ChangeRecord, ListCursor},
     Error,
 };

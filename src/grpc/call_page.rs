@@ -254,8 +254,8 @@ mod tests {
 
     use super::*;
     use crate::{
+        domain::Position,
         domain::{CallStatus, CallType},
-        feed::Position,
     };
 
     /// Longer than 127 bytes: its length takes two varint bytes.

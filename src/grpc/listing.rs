@@ -14,8 +14,9 @@ use super::{
 };
 use crate::{
     domain::digits_of,
+    domain::{Cursor, Position},
     error::Violations,
-    feed::{Cursor, Position, SyncToken},
+    feed::SyncToken,
     pb::calls::v1 as pb,
     store::{CallFilters, CallQuery, ListCursor, Tenant},
     Error,

@@ -13,8 +13,9 @@ use tonic::{Code, Status};
 use super::{calls::CallApi, convert, record_handled};
 use crate::{
     domain::digits_of,
+    domain::Cursor,
     error::Violations,
-    feed::{Cursor, FeedEvent, StartFrom, SyncToken, WatchFilters},
+    feed::{FeedEvent, StartFrom, SyncToken, WatchFilters},
     pb::calls::v1 as pb,
     store::{ChangeKind, Tenant},
     Error,

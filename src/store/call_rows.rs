@@ -8,8 +8,8 @@ use tokio_postgres::types::{FromSql, Json, ToSql, Type};
 use uuid::Uuid;
 
 use crate::{
+    domain::Position,
     domain::{Call, CallFields, CallRecord, CallStart, CallStatus, CallType, PhoneNumber},
-    feed::Position,
     Error,
 };
 

@@ -14,8 +14,8 @@ use super::{
     Store,
 };
 use crate::{
+    domain::Position,
     domain::{Call, CallFields},
-    feed::Position,
     Error,
 };
 

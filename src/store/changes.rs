@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::{call_rows::decode_call_json, Store};
 use crate::{
     domain::Call,
-    feed::{Cursor, Position},
+    domain::{Cursor, Position},
     Error,
 };
 

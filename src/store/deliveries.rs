@@ -16,7 +16,10 @@ use super::{
     watches::{decode_watch, WATCH_COLUMNS},
     Store, Watch,
 };
-use crate::{domain::Call, feed::Position, Error};
+use crate::{
+    domain::{Call, Position},
+    Error,
+};
 
 /// What an attempt meant for its event. The codes are stored in `deliveries.outcome`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

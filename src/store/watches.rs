@@ -8,7 +8,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{changes::BARRIER_CTE, Store};
-use crate::{error::TenantLimit, feed::Position, Error};
+use crate::{domain::Position, error::TenantLimit, Error};
 
 /// How a watch sends its requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,8 +5,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 
 use crate::{
+    domain::Position,
     domain::{Call, CallStatus, CallType},
-    feed::Position,
     store::{ChangeKind, ChangeRecord},
 };
 

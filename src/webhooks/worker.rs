@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::{payload, template::Template, Webhooks};
 use crate::{
-    feed::Position,
+    domain::Position,
     store::{
         AttemptEffect, ChangeKind, ChangeRecord, Delivery, DeliveryOutcome, Store,
         UnreadableChange, Watch, WatchMethod,
