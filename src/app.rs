@@ -21,11 +21,8 @@ use crate::{
     fair_shares::FairShares,
     feed::{Feed, FeedSettings},
     grpc::{self, CallApi, InFlightLimit, WatchApi, CALL_SERVICE, WATCH_SERVICE},
-    pb::{
-        self,
-        calls::v1::{
-            call_service_server::CallServiceServer, watch_service_server::WatchServiceServer,
-        },
+    pb::calls::v1::{
+        call_service_server::CallServiceServer, watch_service_server::WatchServiceServer,
     },
     store::{self, Store},
     tokens::TokenSealer,
@@ -156,16 +153,7 @@ impl Application {
             self.settings.health_check_interval,
             stop_health_checks.clone(),
         ));
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()?;
+        let (reflection_v1, reflection_v1alpha) = grpc::reflection_services()?;
 
         let address = self.grpc_address();
         let stop_serving = CancellationToken::new();

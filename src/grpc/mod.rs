@@ -9,6 +9,7 @@ mod field_limits;
 mod health;
 mod listing;
 mod page_budget;
+mod reflection;
 mod update_mask;
 mod watch;
 mod watch_convert;
@@ -29,6 +30,7 @@ pub use call_page::EncodedPage;
 pub use calls::CallApi;
 pub use field_limits::{check_request, FieldLimit, FIELD_LIMITS};
 pub use health::health_service;
+pub use reflection::reflection_services;
 pub use watches::{WatchApi, WATCH_SERVICE};
 
 /// The gRPC service name, as metrics and health report it.

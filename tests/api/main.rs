@@ -16,5 +16,6 @@ mod hostile;
 mod list;
 mod operations;
 mod overload;
+mod reflection;
 mod resilience;
 mod webhooks;
