@@ -4,8 +4,10 @@
 mod call_page;
 mod calls;
 pub mod codec;
+mod connect;
 mod convert;
 mod field_limits;
+mod grpc_web;
 mod health;
 mod listing;
 mod page_budget;
@@ -29,6 +31,7 @@ use tracing::Instrument;
 pub use call_page::EncodedPage;
 pub use calls::CallApi;
 pub use field_limits::{check_request, FieldLimit, FIELD_LIMITS};
+pub use grpc_web::{parse_allowed_origins, web_layers, AllowedOrigins, WebLayers};
 pub use health::health_service;
 pub use reflection::reflection_services;
 pub use watches::{WatchApi, WATCH_SERVICE};

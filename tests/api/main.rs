@@ -6,6 +6,8 @@ mod tools;
 
 mod auth;
 mod bench_smoke;
+mod browsers;
+mod buf_curl;
 mod calls;
 mod cli;
 mod connections;
