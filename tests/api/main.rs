@@ -18,6 +18,7 @@ mod hostile;
 mod list;
 mod operations;
 mod overload;
+mod python_client;
 mod reflection;
 mod resilience;
 mod webhooks;
