@@ -139,6 +139,11 @@ impl Handling {
     /// `None` for anything that is not Connect: gRPC, gRPC-Web, stray HTTP requests.
     fn of(request: &Request<Body>) -> Option<Handling> {
         let headers = request.headers();
+        // Every gRPC call passes here: recognise it before anything allocates.
+        let raw_content_type = headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes);
+        if raw_content_type.is_some_and(|value| value.starts_with(b"application/grpc")) {
+            return None;
+        }
         let content_type = media_type(headers);
         if content_type.starts_with("application/grpc") {
             return None;
