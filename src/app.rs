@@ -1,5 +1,5 @@
 //! Builds the service once, for `main` and for the tests: the store, the feed, the gRPC server
-//! with health and reflection, and the shutdown sequence.
+//! with health, reflection and gRPC-Web, and the shutdown sequence.
 //!
 //! Shutdown (SIGTERM or Ctrl-C): health turns NOT_SERVING, the server keeps serving for the
 //! drain period so load balancers move away, then WatchCalls and health Watch streams end with
@@ -21,11 +21,8 @@ use crate::{
     fair_shares::FairShares,
     feed::{Feed, FeedSettings},
     grpc::{self, CallApi, InFlightLimit, WatchApi, CALL_SERVICE, WATCH_SERVICE},
-    pb::{
-        self,
-        calls::v1::{
-            call_service_server::CallServiceServer, watch_service_server::WatchServiceServer,
-        },
+    pb::calls::v1::{
+        call_service_server::CallServiceServer, watch_service_server::WatchServiceServer,
     },
     store::{self, Store},
     tokens::TokenSealer,
@@ -156,16 +153,7 @@ impl Application {
             self.settings.health_check_interval,
             stop_health_checks.clone(),
         ));
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()?;
+        let (reflection_v1, reflection_v1alpha) = grpc::reflection_services()?;
 
         let address = self.grpc_address();
         let stop_serving = CancellationToken::new();
@@ -186,6 +174,12 @@ impl Application {
             // in-flight limit is in the handlers for the same reason: see InFlightLimit.)
             .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
             .initial_connection_window_size(Some(CONNECTION_WINDOW_BYTES))
+            // gRPC-Web and Connect arrive over HTTP/1.1 as often as HTTP/2 (browsers, buf curl);
+            // gRPC over HTTP/1.1 is still refused (by tonic-web, with 400). `connections` bounds
+            // the wait for an HTTP/1.1 request's first byte, hyper's header timeout (30s) the rest.
+            .accept_http1(true)
+            // CORS, then Connect and gRPC-Web rewritten to gRPC (see grpc::web_layers).
+            .layer(grpc::web_layers(&self.settings.cors_allowed_origins))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

@@ -133,9 +133,17 @@ impl DatabaseSettings {
 /// How the server behaves.
 #[derive(Debug, Clone, Args)]
 pub struct ServeSettings {
-    /// Address of the gRPC server.
+    /// Address of the gRPC server; it serves gRPC-Web and the Connect protocol (binary codec)
+    /// too, over HTTP/1.1 or HTTP/2, for browsers and `buf curl`.
     #[arg(long, env = "CALLSD_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
+
+    /// Comma-separated origins of the web pages allowed to call the API from a browser (CORS,
+    /// for gRPC-Web and Connect), e.g. "https://app.example.com,http://localhost:5173"; "*"
+    /// allows any. Empty (the default): no page may. Clients outside a browser (grpcurl,
+    /// `buf curl`, gRPC libraries) need no origin.
+    #[arg(long, env = "CALLSD_CORS_ALLOWED_ORIGINS", default_value = "", value_parser = crate::grpc::parse_allowed_origins)]
+    pub cors_allowed_origins: crate::grpc::AllowedOrigins,
 
     /// Address of the Prometheus /metrics endpoint; "off" disables it.
     // `std::option::Option` keeps clap from treating the flag as optional: "off" is the None.

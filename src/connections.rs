@@ -1,5 +1,6 @@
 //! Client connections no one can hoard: a cap on how many are open, a deadline for the HTTP/2
-//! handshake, and the open-file limit raised so the cap, not the kernel, decides.
+//! handshake (or an HTTP/1.1 request's first byte), and the open-file limit raised so the cap,
+//! not the kernel, decides.
 //!
 //! Neither tonic 0.14 nor hyper 1.x bounds the HTTP/2 handshake (hyper's `header_read_timeout`
 //! is HTTP/1 only; hyperium/hyper#4172 proposed one for HTTP/2): h2 waits for a client's preface
@@ -32,6 +33,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
 /// The fixed 24 bytes every HTTP/2 client sends first (RFC 9113 §3.4).
+const PREFACE: &[u8; PREFACE_LENGTH] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const PREFACE_LENGTH: usize = 24;
 /// A frame header: 3 bytes of payload length, type, flags, stream id (RFC 9113 §4.1).
 const FRAME_HEADER_LENGTH: usize = 9;
@@ -224,7 +226,8 @@ impl Drop for Slot {
 }
 
 /// Progress through the client's preface and first SETTINGS frame. Only counts bytes (and
-/// keeps the first frame's length): checking them is h2's job.
+/// keeps the first frame's length): checking them is h2's job. A first byte that departs from
+/// the preface is HTTP/1.1 (gRPC-Web): hyper's own header-read timeout guards it from there.
 struct Handshake {
     deadline: Pin<Box<Sleep>>,
     stop: Pin<Box<WaitForCancellationFutureOwned>>,
@@ -237,6 +240,9 @@ impl Handshake {
     fn observe(&mut self, bytes: &[u8]) -> bool {
         for (offset, byte) in bytes.iter().enumerate() {
             let position = self.received + offset;
+            if position < PREFACE_LENGTH && *byte != PREFACE[position] {
+                return true;
+            }
             if (PREFACE_LENGTH..FIRST_FRAME_END).contains(&position) {
                 self.first_frame_header[position - PREFACE_LENGTH] = *byte;
             }
@@ -348,8 +354,6 @@ mod tests {
         }
     }
 
-    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
     #[tokio::test]
     async fn the_handshake_is_in_once_the_preface_and_the_whole_first_frame_are() {
         let mut bytes = PREFACE.to_vec();
@@ -364,6 +368,14 @@ mod tests {
             assert!(!byte_by_byte.observe(std::slice::from_ref(byte)));
         }
         assert!(byte_by_byte.observe(std::slice::from_ref(last)));
+    }
+
+    #[tokio::test]
+    async fn an_http1_request_hands_over_at_its_first_byte_unlike_the_preface() {
+        // "POST" shares its first byte with "PRI": the second one tells.
+        let mut http1 = handshake();
+        assert!(!http1.observe(b"P"));
+        assert!(http1.observe(b"OST /calls.v1.CallService/GetCall HTTP/1.1\r\n"));
     }
 
     #[tokio::test]

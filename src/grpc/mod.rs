@@ -4,11 +4,14 @@
 mod call_page;
 mod calls;
 pub mod codec;
+mod connect;
 mod convert;
 mod field_limits;
+mod grpc_web;
 mod health;
 mod listing;
 mod page_budget;
+mod reflection;
 mod update_mask;
 mod watch;
 mod watch_convert;
@@ -28,7 +31,9 @@ use tracing::Instrument;
 pub use call_page::EncodedPage;
 pub use calls::CallApi;
 pub use field_limits::{check_request, FieldLimit, FIELD_LIMITS};
+pub use grpc_web::{parse_allowed_origins, web_layers, AllowedOrigins, WebLayers};
 pub use health::health_service;
+pub use reflection::reflection_services;
 pub use watches::{WatchApi, WATCH_SERVICE};
 
 /// The gRPC service name, as metrics and health report it.

@@ -100,6 +100,7 @@ fn help_documents_every_setting_with_its_environment_variable() {
         "CALLSD_DATA_DIR",
         "CALLSD_LISTEN",
         "CALLSD_METRICS_LISTEN",
+        "CALLSD_CORS_ALLOWED_ORIGINS",
         "CALLSD_DB_POOL_SIZE",
         "CALLSD_WORKER_THREADS",
         "CALLSD_SHUTDOWN_DRAIN",

@@ -6,6 +6,8 @@ mod tools;
 
 mod auth;
 mod bench_smoke;
+mod browsers;
+mod buf_curl;
 mod calls;
 mod cli;
 mod connections;
@@ -16,5 +18,7 @@ mod hostile;
 mod list;
 mod operations;
 mod overload;
+mod python_client;
+mod reflection;
 mod resilience;
 mod webhooks;
