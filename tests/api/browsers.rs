@@ -126,6 +126,29 @@ async fn a_grpc_web_call_over_http1_from_an_allowed_origin_gets_its_answer_and_s
     assert!(trailers.contains("grpc-status:0"), "{trailers}");
 }
 
+/// The README's browser example, byte for byte: `fetch` of a health check over gRPC-Web.
+#[tokio::test]
+async fn the_readme_fetch_of_a_health_check_over_grpc_web_answers_serving() {
+    let app = app_allowing(ALLOWED).await;
+    let answer = Client::new()
+        .post(format!(
+            "http://{}/grpc.health.v1.Health/Check",
+            app.address
+        ))
+        .header("origin", ALLOWED)
+        .header("content-type", "application/grpc-web+proto")
+        .header("x-grpc-web", "1")
+        .body(vec![0_u8, 0, 0, 0, 0])
+        .send()
+        .await
+        .expect("the call is answered");
+    assert_eq!(allowed_origin(answer.headers()), Some(ALLOWED));
+    let body = answer.bytes().await.unwrap();
+    // A message frame holding HealthCheckResponse { status: SERVING }, then the trailers.
+    assert_eq!(body[..7], [0, 0, 0, 0, 2, 8, 1], "{body:?}");
+    assert_eq!(body[7], 0x80);
+}
+
 #[tokio::test]
 async fn a_connect_client_sending_json_is_told_to_use_the_binary_codec() {
     // connect-es in a browser sends JSON unless told `useBinaryFormat: true`.
