@@ -7,6 +7,10 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::store::PoolSettings;
 
+mod listen_address;
+
+pub use listen_address::parse_listen_address;
+
 /// The call-history service and its operator commands.
 #[derive(Debug, Parser)]
 #[command(name = "callsd", version, about, long_about = None)]
@@ -133,11 +137,12 @@ impl DatabaseSettings {
 /// How the server behaves.
 #[derive(Debug, Clone, Args)]
 pub struct ServeSettings {
-    /// Address of the gRPC server.
-    #[arg(long, env = "CALLSD_LISTEN", default_value = "127.0.0.1:50051")]
+    /// Address of the gRPC server: IP:PORT, HOST:PORT (resolved at start-up) or :PORT for
+    /// every interface.
+    #[arg(long, env = "CALLSD_LISTEN", default_value = "127.0.0.1:50051", value_parser = parse_listen_address)]
     pub listen: SocketAddr,
 
-    /// Address of the Prometheus /metrics endpoint; "off" disables it.
+    /// Address of the Prometheus /metrics endpoint, written like --listen; "off" disables it.
     // `std::option::Option` keeps clap from treating the flag as optional: "off" is the None.
     #[arg(long, env = "CALLSD_METRICS_LISTEN", default_value = "127.0.0.1:9464", value_parser = parse_optional_address)]
     pub metrics_listen: std::option::Option<SocketAddr>,
@@ -338,7 +343,5 @@ fn parse_optional_address(text: &str) -> Result<Option<SocketAddr>, String> {
     if text.eq_ignore_ascii_case("off") || text.is_empty() {
         return Ok(None);
     }
-    text.parse()
-        .map(Some)
-        .map_err(|error| format!("{text:?} is not an address like 127.0.0.1:9464: {error}"))
+    parse_listen_address(text).map(Some)
 }

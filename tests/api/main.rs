@@ -20,4 +20,5 @@ mod list;
 mod operations;
 mod overload;
 mod resilience;
+mod settings;
 mod webhooks;
