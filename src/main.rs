@@ -18,7 +18,8 @@ use callsd::{
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init_logging(cli.telemetry.log_format);
+    let log_format = cli.telemetry.log_format;
+    telemetry::init_logging(log_format);
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();
     if cli.worker_threads > 0 {
@@ -34,8 +35,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(error = %format!("{error:#}"), "callsd failed");
-            eprintln!("error: {error:#}");
+            telemetry::report_fatal(log_format, &error);
             ExitCode::FAILURE
         }
     }

@@ -1,6 +1,6 @@
 //! Logs (tracing) and metrics (Prometheus).
 
-use std::net::SocketAddr;
+use std::{io::IsTerminal, net::SocketAddr};
 
 use metrics_exporter_prometheus::PrometheusBuilder;
 use tracing_subscriber::{fmt, EnvFilter};
@@ -8,16 +8,31 @@ use tracing_subscriber::{fmt, EnvFilter};
 use crate::config::LogFormat;
 
 /// Installs the global log subscriber. `RUST_LOG` overrides the default `info` filter.
-/// Logs go to stderr, so stdout stays free for what commands print (API keys).
+/// Logs go to stderr, so stdout stays free for what commands print (API keys). Colours only
+/// on a terminal (and not with `NO_COLOR`): in a file or a log collector they are noise.
 pub fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let colours = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(colours);
     let result = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
     // Already installed (tests build several apps in one process): keep the first.
     let _ = result;
+}
+
+/// Reports the error that stops `callsd`, once: a plain `error: ...` line for people reading
+/// text logs, a JSON event where logs are parsed.
+pub fn report_fatal(format: LogFormat, error: &anyhow::Error) {
+    match format {
+        LogFormat::Text => eprintln!("error: {error:#}"),
+        LogFormat::Json => tracing::error!(error = %format!("{error:#}"), "callsd failed"),
+    }
 }
 
 /// Starts the Prometheus exporter on `address` and describes the service's metrics.

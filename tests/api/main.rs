@@ -17,6 +17,7 @@ mod feed;
 mod grpcurl;
 mod hostile;
 mod list;
+mod logs;
 mod operations;
 mod overload;
 mod resilience;
