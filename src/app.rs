@@ -186,9 +186,9 @@ impl Application {
             // in-flight limit is in the handlers for the same reason: see InFlightLimit.)
             .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
             .initial_connection_window_size(Some(CONNECTION_WINDOW_BYTES))
-            .add_service(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
+            .add_service(grpc::observed(health_service, grpc::HEALTH_METHODS))
+            .add_service(grpc::observed(reflection_v1, grpc::REFLECTION_METHODS))
+            .add_service(grpc::observed(reflection_v1alpha, grpc::REFLECTION_METHODS))
             .add_service(CallServiceServer::new(self.api.clone()))
             .add_service(WatchServiceServer::new(self.watch_api.clone()))
             .serve_with_incoming_shutdown(

@@ -18,6 +18,7 @@ mod grpcurl;
 mod hostile;
 mod list;
 mod logs;
+mod metrics;
 mod operations;
 mod overload;
 mod resilience;
