@@ -117,12 +117,22 @@ pub fn init_metrics(address: SocketAddr) -> anyhow::Result<()> {
 fn start_process_metrics() {
     let collector = metrics_process::Collector::default();
     collector.describe();
-    collector.collect();
+    let collect = move || {
+        collector.collect();
+        // metrics-process reports an unlimited address space as 0, which reads as "no memory
+        // allowed"; Prometheus's own clients report RLIM_INFINITY as the largest value.
+        let unlimited = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_AS)
+            .is_ok_and(|(soft, _)| soft == nix::sys::resource::RLIM_INFINITY);
+        if unlimited {
+            metrics::gauge!("process_virtual_memory_max_bytes").set(u64::MAX as f64);
+        }
+    };
+    collect();
     let spawned = std::thread::Builder::new()
         .name("process-metrics".into())
         .spawn(move || loop {
             std::thread::sleep(PROCESS_METRICS_INTERVAL);
-            collector.collect();
+            collect();
         });
     if let Err(error) = spawned {
         tracing::warn!(%error, "cannot start the process metrics thread; they will not update");
