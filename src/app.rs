@@ -180,9 +180,9 @@ impl Application {
             .accept_http1(true)
             // CORS, then Connect and gRPC-Web rewritten to gRPC (see grpc::web_layers).
             .layer(grpc::web_layers(&self.settings.cors_allowed_origins))
-            .add_service(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
+            .add_service(grpc::observed(health_service, grpc::HEALTH_METHODS))
+            .add_service(grpc::observed(reflection_v1, grpc::REFLECTION_METHODS))
+            .add_service(grpc::observed(reflection_v1alpha, grpc::REFLECTION_METHODS))
             .add_service(CallServiceServer::new(self.api.clone()))
             .add_service(WatchServiceServer::new(self.watch_api.clone()))
             .serve_with_incoming_shutdown(

@@ -90,8 +90,11 @@ pub async fn bootstrap_default_tenant(
         .open(&key_file)
         .with_context(|| format!("cannot write {}", key_file.display()))?;
     writeln!(file, "{}", created.key)?;
+    // The id is not the key: say which is which, and where the key itself is.
     eprintln!(
-        "created tenant 'default' (time zone UTC) with API key {} (kept in {}):",
+        "created tenant 'default' (time zone UTC) and an API key for it (key id {}, revoke \
+         with: callsd key revoke {}); the key is kept in {} and shown once on stdout:",
+        created.key_id,
         created.key_id,
         key_file.display()
     );

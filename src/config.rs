@@ -7,6 +7,10 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::store::PoolSettings;
 
+mod listen_address;
+
+pub use listen_address::parse_listen_address;
+
 /// The call-history service and its operator commands.
 #[derive(Debug, Parser)]
 #[command(name = "callsd", version, about, long_about = None)]
@@ -133,9 +137,10 @@ impl DatabaseSettings {
 /// How the server behaves.
 #[derive(Debug, Clone, Args)]
 pub struct ServeSettings {
-    /// Address of the gRPC server; it serves gRPC-Web and the Connect protocol (binary codec)
-    /// too, over HTTP/1.1 or HTTP/2, for browsers and `buf curl`.
-    #[arg(long, env = "CALLSD_LISTEN", default_value = "127.0.0.1:50051")]
+    /// Address of the gRPC server: IP:PORT, HOST:PORT (resolved at start-up) or :PORT for
+    /// every interface. It serves gRPC-Web and the Connect protocol (binary codec) too, over
+    /// HTTP/1.1 or HTTP/2, for browsers and `buf curl`.
+    #[arg(long, env = "CALLSD_LISTEN", default_value = "127.0.0.1:50051", value_parser = parse_listen_address)]
     pub listen: SocketAddr,
 
     /// Comma-separated origins of the web pages allowed to call the API from a browser (CORS,
@@ -145,7 +150,7 @@ pub struct ServeSettings {
     #[arg(long, env = "CALLSD_CORS_ALLOWED_ORIGINS", default_value = "", value_parser = crate::grpc::parse_allowed_origins)]
     pub cors_allowed_origins: crate::grpc::AllowedOrigins,
 
-    /// Address of the Prometheus /metrics endpoint; "off" disables it.
+    /// Address of the Prometheus /metrics endpoint, written like --listen; "off" disables it.
     // `std::option::Option` keeps clap from treating the flag as optional: "off" is the None.
     #[arg(long, env = "CALLSD_METRICS_LISTEN", default_value = "127.0.0.1:9464", value_parser = parse_optional_address)]
     pub metrics_listen: std::option::Option<SocketAddr>,
@@ -346,7 +351,5 @@ fn parse_optional_address(text: &str) -> Result<Option<SocketAddr>, String> {
     if text.eq_ignore_ascii_case("off") || text.is_empty() {
         return Ok(None);
     }
-    text.parse()
-        .map(Some)
-        .map_err(|error| format!("{text:?} is not an address like 127.0.0.1:9464: {error}"))
+    parse_listen_address(text).map(Some)
 }

@@ -7,6 +7,7 @@
 //! - [`config`]: every setting, as a flag with an environment variable and a default.
 //! - [`app`]: builds the server once for `main` and for the tests; health, reflection, shutdown.
 //! - [`connections`]: accepting client connections: a cap, a handshake deadline, the fd limit.
+//! - [`shutdown_signals`]: SIGTERM and Ctrl-C: the first drains, a second stops at once.
 //! - [`cli`]: the operator commands (`migrate`, `tenant create`, `key create`, `key revoke`).
 //! - [`embedded_postgres`]: the PostgreSQL that `callsd serve` starts when no database is set.
 //! - [`grpc`]: one file per service; converts proto messages to domain types, no SQL.
@@ -33,6 +34,7 @@ pub mod fair_shares;
 pub mod feed;
 pub mod grpc;
 pub mod pb;
+pub mod shutdown_signals;
 pub mod store;
 pub mod telemetry;
 pub mod tokens;

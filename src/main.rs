@@ -11,13 +11,15 @@ use callsd::{
     config::{Cli, Command, DatabaseSettings, ServeSettings},
     connections,
     embedded_postgres::{Durability, EmbeddedPostgres},
+    shutdown_signals::ShutdownSignals,
     store::{self, Store},
     telemetry,
 };
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init_logging(cli.telemetry.log_format);
+    let log_format = cli.telemetry.log_format;
+    telemetry::init_logging(log_format);
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();
     if cli.worker_threads > 0 {
@@ -33,8 +35,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(error = %format!("{error:#}"), "callsd failed");
-            eprintln!("error: {error:#}");
+            telemetry::report_fatal(log_format, &error);
             ExitCode::FAILURE
         }
     }
@@ -97,24 +98,10 @@ async fn serve(
     if embedded {
         cli::bootstrap_default_tenant(store, &database.data_dir).await?;
     }
-    application.run_until(shutdown_signal()).await
-}
-
-/// Resolves on SIGTERM (Kubernetes) or Ctrl-C.
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
+    let signals = ShutdownSignals::listen().context("cannot listen for shutdown signals")?;
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("received Ctrl-C"),
-        () = terminate => tracing::info!("received SIGTERM"),
+        result = application.run_until(signals.first()) => result,
+        // The server's tasks end with the runtime, right after the database is closed.
+        () = signals.second() => Ok(()),
     }
 }

@@ -10,6 +10,7 @@ mod field_limits;
 mod grpc_web;
 mod health;
 mod listing;
+mod observed;
 mod page_budget;
 mod reflection;
 mod update_mask;
@@ -33,6 +34,7 @@ pub use calls::CallApi;
 pub use field_limits::{check_request, FieldLimit, FIELD_LIMITS};
 pub use grpc_web::{parse_allowed_origins, web_layers, AllowedOrigins, WebLayers};
 pub use health::health_service;
+pub use observed::{observed, Observed, HEALTH_METHODS, REFLECTION_METHODS};
 pub use reflection::reflection_services;
 pub use watches::{WatchApi, WATCH_SERVICE};
 
@@ -108,19 +110,34 @@ async fn observe<T, M: prost::Message + prost::Name>(
 }
 
 fn record_started(service: &'static str, method: &'static str) {
-    metrics::counter!("grpc_server_started_total",
-        "grpc_service" => service, "grpc_method" => method, "grpc_type" => grpc_type(method))
-    .increment(1);
+    record_started_as(service, method, grpc_type(method));
 }
 
 /// Records a finished RPC; streams call it when they end.
 fn record_handled(service: &'static str, method: &'static str, code: Code, started: Instant) {
+    record_handled_as(service, method, grpc_type(method), code, started);
+}
+
+/// Records a started RPC of type `kind` (`unary`, `server_stream`, `bidi_stream`...).
+fn record_started_as(service: &'static str, method: &'static str, kind: &'static str) {
+    metrics::counter!("grpc_server_started_total",
+        "grpc_service" => service, "grpc_method" => method, "grpc_type" => kind)
+    .increment(1);
+}
+
+fn record_handled_as(
+    service: &'static str,
+    method: &'static str,
+    kind: &'static str,
+    code: Code,
+    started: Instant,
+) {
     metrics::counter!("grpc_server_handled_total",
         "grpc_service" => service, "grpc_method" => method,
-        "grpc_type" => grpc_type(method), "grpc_code" => code_name(code))
+        "grpc_type" => kind, "grpc_code" => code_name(code))
     .increment(1);
     metrics::histogram!("grpc_server_handling_seconds",
-        "grpc_service" => service, "grpc_method" => method, "grpc_type" => grpc_type(method))
+        "grpc_service" => service, "grpc_method" => method, "grpc_type" => kind)
     .record(started.elapsed().as_secs_f64());
 }
 

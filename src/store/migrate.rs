@@ -26,15 +26,24 @@ pub async fn migrate(client: &mut Client) -> Result<usize, Error> {
     transaction
         .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_ID])
         .await?;
-    transaction
-        .batch_execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (
-                version    integer PRIMARY KEY,
-                name       text NOT NULL,
-                applied_at timestamptz NOT NULL DEFAULT now()
-            )",
-        )
-        .await?;
+    // Created only when missing: `CREATE TABLE IF NOT EXISTS` on every start made PostgreSQL
+    // send a NOTICE ("already exists, skipping") that the driver logs. The advisory lock
+    // keeps two replicas from both finding it missing.
+    let exists: bool = transaction
+        .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
+        .await?
+        .get(0);
+    if !exists {
+        transaction
+            .batch_execute(
+                "CREATE TABLE schema_migrations (
+                    version    integer PRIMARY KEY,
+                    name       text NOT NULL,
+                    applied_at timestamptz NOT NULL DEFAULT now()
+                )",
+            )
+            .await?;
+    }
     let applied: Vec<i32> = transaction
         .query("SELECT version FROM schema_migrations", &[])
         .await?

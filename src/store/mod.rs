@@ -5,6 +5,7 @@
 mod call_rows;
 mod calls;
 mod changes;
+mod connect_error;
 mod deliveries;
 mod errors;
 mod migrate;
@@ -27,6 +28,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 pub use call_rows::{CallView, UnixMicros};
 pub use calls::{CallFilters, CallPage, CallQuery, ListCursor};
 pub use changes::{ChangeBatch, ChangeKind, ChangeRecord, UnreadableChange};
+pub use connect_error::server_address;
 pub use deliveries::{AttemptEffect, Delivery, DeliveryOutcome};
 pub use errors::database_error;
 pub use migrate::migrate;
@@ -46,13 +48,21 @@ pub struct PoolSettings {
 }
 
 /// Builds a `tokio_postgres::Config` from a URL or key-value string, with our timeouts.
+///
+/// A bad value is the operator's mistake: the error says what the setting should look like.
+/// tokio-postgres's parse errors name an option or a byte position, never a value, so the
+/// password cannot leak through them; the value itself is not repeated.
 pub fn connection_config(
     url: &str,
     settings: &PoolSettings,
-) -> Result<tokio_postgres::Config, Error> {
-    let mut config: tokio_postgres::Config = url
-        .parse()
-        .map_err(|error| Error::Internal(anyhow::anyhow!("DATABASE_URL is not valid: {error}")))?;
+) -> anyhow::Result<tokio_postgres::Config> {
+    let mut config: tokio_postgres::Config = url.parse().map_err(|error| {
+        anyhow::anyhow!(
+            "DATABASE_URL is neither a PostgreSQL URL (postgres://USER:PASSWORD@HOST:PORT/DATABASE) \
+             nor a key-value string (host=HOST port=PORT user=USER dbname=DATABASE): {}",
+            connect_error::with_root_cause(&error)
+        )
+    })?;
     apply_settings(&mut config, settings);
     Ok(config)
 }
@@ -157,11 +167,10 @@ impl Store {
     /// A pooled connection; a pool or connect failure is `DatabaseUnavailable`.
     pub async fn client(&self) -> Result<PooledClient, Error> {
         let started = std::time::Instant::now();
-        let client = self
-            .pool
-            .get()
-            .await
-            .map_err(|error| Error::DatabaseUnavailable(error.into()));
+        let client = self.pool.get().await.map_err(|error| {
+            let described = connect_error::describe_pool_error(&self.config, &error);
+            Error::DatabaseUnavailable(anyhow::anyhow!(described))
+        });
         metrics::histogram!("callsd_db_pool_wait_seconds").record(started.elapsed().as_secs_f64());
         client
     }

@@ -1,121 +1,15 @@
 //! Running the real `callsd` binary: Prometheus metrics and the graceful-shutdown drain.
 
-use std::{
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use callsd::{auth, pb::calls::v1 as pb};
-use nix::{sys::signal::Signal, unistd::Pid};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use callsd::pb::calls::v1 as pb;
 use tonic::Code;
-use tonic_health::pb::{
-    health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
+use tonic_health::pb::health_check_response::ServingStatus;
+
+use crate::{
+    binary::{scrape, Server},
+    helpers::{call, with_key},
 };
-
-use crate::helpers::{call, connection_string, fresh_database, store_for, with_key};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `callsd serve` on its own database, ready to answer, with a tenant and its key.
-struct Server {
-    child: Child,
-    database: tokio_postgres::Config,
-    grpc: String,
-    metrics: String,
-    key: String,
-}
-
-impl Server {
-    async fn start(drain: &str) -> Server {
-        let database = fresh_database().await;
-        let grpc = format!("127.0.0.1:{}", free_port());
-        let metrics = format!("127.0.0.1:{}", free_port());
-        let child = Command::new(env!("CARGO_BIN_EXE_callsd"))
-            .arg("serve")
-            .env("DATABASE_URL", connection_string(&database))
-            .env("CALLSD_LISTEN", &grpc)
-            .env("CALLSD_METRICS_LISTEN", &metrics)
-            .env("CALLSD_SHUTDOWN_DRAIN", drain)
-            .env("CALLSD_HEALTH_CHECK_INTERVAL", "100ms")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("callsd starts");
-        let mut server = Server {
-            child,
-            database: database.clone(),
-            grpc,
-            metrics,
-            key: String::new(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while server.health("").await != Some(ServingStatus::Serving) {
-            assert!(Instant::now() < deadline, "callsd did not become ready");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let store = store_for(&database);
-        let tenant = store
-            .create_tenant("acme", chrono_tz::Tz::UTC)
-            .await
-            .unwrap();
-        server.key = auth::create_api_key(&store, tenant.id).await.unwrap().key;
-        server
-    }
-
-    async fn client(
-        &self,
-    ) -> pb::call_service_client::CallServiceClient<tonic::transport::Channel> {
-        pb::call_service_client::CallServiceClient::connect(format!("http://{}", self.grpc))
-            .await
-            .unwrap()
-    }
-
-    async fn health(&self, service: &str) -> Option<ServingStatus> {
-        let channel = tonic::transport::Channel::from_shared(format!("http://{}", self.grpc))
-            .unwrap()
-            .connect()
-            .await
-            .ok()?;
-        let response = HealthClient::new(channel)
-            .check(HealthCheckRequest {
-                service: service.into(),
-            })
-            .await
-            .ok()?;
-        ServingStatus::try_from(response.into_inner().status).ok()
-    }
-
-    fn terminate(&self) {
-        let pid = Pid::from_raw(i32::try_from(self.child.id()).unwrap());
-        nix::sys::signal::kill(pid, Signal::SIGTERM).unwrap();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn scrape(address: &str) -> String {
-    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    response
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_expose_rpcs_pool_streams_and_build_info_and_a_left_stream_is_freed() {
@@ -353,4 +247,38 @@ async fn a_change_through_one_process_reaches_a_stream_on_another_process() {
     .await
     .expect("every change reaches the other process");
     assert_eq!(received, made, "in commit order, each once");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_ctrl_c_during_the_drain_skips_it_and_exits_at_once() {
+    let mut server = Server::start_with("60s", &[("RUST_LOG", "info")]).await;
+    let mut client = server.client().await;
+    let _stream = client
+        .watch_calls(with_key(&server.key, pb::WatchCallsRequest::default()))
+        .await
+        .unwrap();
+
+    server.interrupt();
+    server
+        .wait_for_log("reporting NOT_SERVING", Duration::from_secs(10))
+        .await;
+    assert_eq!(
+        server.wait_exit(Duration::from_secs(1)).await,
+        None,
+        "the first Ctrl-C drains"
+    );
+    server.interrupt();
+    let interrupted = Instant::now();
+    let status = server.wait_exit(Duration::from_secs(5)).await;
+    assert!(
+        status.is_some(),
+        "callsd still runs 5 s after a second Ctrl-C:\n{}",
+        server.stderr()
+    );
+    assert!(interrupted.elapsed() < Duration::from_secs(5));
+    let stderr = server.stderr();
+    assert!(
+        stderr.contains("received a second Ctrl-C: skipping the drain and stopping now"),
+        "{stderr}"
+    );
 }

@@ -121,7 +121,10 @@ fn installed(
     std::fs::create_dir_all(&dir).expect("the tools directory can be created");
     eprintln!("installing {name} for the tests into {}", dir.display());
     if let Err(error) = install(&dir) {
-        panic!("cannot install {name} for the tests into {}: {error}", dir.display());
+        panic!(
+            "cannot install {name} for the tests into {}: {error}",
+            dir.display()
+        );
     }
     std::fs::write(&marker, pinned).expect("the install marker can be written");
     dir
