@@ -14,7 +14,6 @@ use std::{
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use tonic::metadata::MetadataMap;
 use uuid::Uuid;
 
 use crate::{
@@ -77,9 +76,10 @@ impl Authenticator {
         }
     }
 
-    /// The caller's tenant, admitted within its fair share (see [`FairShares`]).
-    pub async fn admit(&self, metadata: &MetadataMap) -> Result<Admitted, Error> {
-        let tenant = self.authenticate(metadata).await?;
+    /// The caller's tenant, from the value of its `authorization` header (gRPC metadata or
+    /// HTTP alike), admitted within its fair share (see [`FairShares`]).
+    pub async fn admit(&self, authorization: Option<&str>) -> Result<Admitted, Error> {
+        let tenant = self.authenticate(authorization).await?;
         let slot = self.shares.admit_request(tenant.id)?;
         Ok(Admitted {
             tenant,
@@ -94,8 +94,10 @@ impl Authenticator {
 
     /// The caller's tenant. Missing, malformed, unknown and revoked keys all give the same
     /// `Unauthenticated`, so a caller learns nothing about which keys exist.
-    pub async fn authenticate(&self, metadata: &MetadataMap) -> Result<Tenant, Error> {
-        let key = bearer_key(metadata).ok_or(Error::Unauthenticated)?;
+    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Tenant, Error> {
+        let key = authorization
+            .and_then(bearer_key)
+            .ok_or(Error::Unauthenticated)?;
         let key_hash = hash_key(key);
         if let Some(tenant) = self.cached(&key_hash) {
             return Ok(tenant);
@@ -139,9 +141,9 @@ impl Authenticator {
     }
 }
 
-fn bearer_key(metadata: &MetadataMap) -> Option<&str> {
-    let value = metadata.get("authorization")?.to_str().ok()?;
-    let (scheme, key) = value.trim().split_once(' ')?;
+/// The API key of an `authorization: Bearer csk_...` header value.
+fn bearer_key(authorization: &str) -> Option<&str> {
+    let (scheme, key) = authorization.trim().split_once(' ')?;
     let key = key.trim();
     (scheme.eq_ignore_ascii_case("bearer") && key.starts_with(KEY_PREFIX)).then_some(key)
 }

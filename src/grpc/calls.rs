@@ -6,8 +6,8 @@ use futures::Stream;
 use tonic::{Request, Response, Status};
 
 use super::{
-    call_page::EncodedPage, convert, listing, observe, record_handled, record_started, watch,
-    InFlightLimit, CALL_SERVICE,
+    authorization, call_page::EncodedPage, convert, listing, observe, record_handled,
+    record_started, watch, InFlightLimit, CALL_SERVICE,
 };
 use crate::{
     auth::Authenticator,
@@ -61,7 +61,10 @@ impl CallService for CallApi {
             "CreateCall",
             request.get_ref(),
             async {
-                let tenant = self.authenticator.admit(request.metadata()).await?;
+                let tenant = self
+                    .authenticator
+                    .admit(authorization(request.metadata()))
+                    .await?;
                 let request = request.get_ref();
                 let call = request
                     .call
@@ -92,7 +95,10 @@ impl CallService for CallApi {
             "GetCall",
             request.get_ref(),
             async {
-                let tenant = self.authenticator.admit(request.metadata()).await?;
+                let tenant = self
+                    .authenticator
+                    .admit(authorization(request.metadata()))
+                    .await?;
                 let id = convert::call_id("id", &request.get_ref().id)?;
                 let call = self.store.get_call(tenant.id, id).await?;
                 Ok(pb::GetCallResponse {
@@ -113,7 +119,10 @@ impl CallService for CallApi {
             "UpdateCall",
             request.get_ref(),
             async {
-                let tenant = self.authenticator.admit(request.metadata()).await?;
+                let tenant = self
+                    .authenticator
+                    .admit(authorization(request.metadata()))
+                    .await?;
                 let request = request.get_ref();
                 let patch = request
                     .call
@@ -149,7 +158,10 @@ impl CallService for CallApi {
             "DeleteCall",
             request.get_ref(),
             async {
-                let tenant = self.authenticator.admit(request.metadata()).await?;
+                let tenant = self
+                    .authenticator
+                    .admit(authorization(request.metadata()))
+                    .await?;
                 let request = request.get_ref();
                 let id = convert::call_id("id", &request.id)?;
                 let expected_etag = (!request.etag.is_empty()).then_some(request.etag.as_str());
@@ -171,7 +183,10 @@ impl CallService for CallApi {
             "ListCalls",
             request.get_ref(),
             async {
-                let tenant = self.authenticator.admit(request.metadata()).await?;
+                let tenant = self
+                    .authenticator
+                    .admit(authorization(request.metadata()))
+                    .await?;
                 listing::list_calls(self, &tenant, request.get_ref()).await
             },
         )
@@ -191,7 +206,10 @@ impl CallService for CallApi {
         let opened = match self.in_flight.enter() {
             Ok(_slot) => async {
                 super::check_request(request.get_ref())?;
-                let tenant = self.authenticator.admit(request.metadata()).await?;
+                let tenant = self
+                    .authenticator
+                    .admit(authorization(request.metadata()))
+                    .await?;
                 watch::open(self, &tenant, request.get_ref()).await
             }
             .await

@@ -109,6 +109,12 @@ async fn observe<T, M: prost::Message + prost::Name>(
     .await
 }
 
+/// The value of the request's `authorization` metadata, which [`crate::auth`] reads the API
+/// key from (the same header as over HTTP).
+fn authorization(metadata: &tonic::metadata::MetadataMap) -> Option<&str> {
+    metadata.get("authorization")?.to_str().ok()
+}
+
 fn record_started(service: &'static str, method: &'static str) {
     record_started_as(service, method, grpc_type(method));
 }

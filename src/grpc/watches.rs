@@ -4,7 +4,7 @@
 use tonic::{Request, Response, Status};
 
 use super::{
-    convert, observe, page_budget,
+    authorization, convert, observe, page_budget,
     watch_convert::{self, crypto_key_to_proto, delivery_to_proto, watch_to_proto},
     watch_mask, InFlightLimit,
 };
@@ -72,7 +72,10 @@ impl WatchService for WatchApi {
             "CreateWatch",
             request.get_ref(),
             async {
-                let tenant = self.authenticator.admit(request.metadata()).await?;
+                let tenant = self
+                    .authenticator
+                    .admit(authorization(request.metadata()))
+                    .await?;
                 let watch = request
                     .get_ref()
                     .watch
@@ -105,7 +108,10 @@ impl WatchService for WatchApi {
             "GetWatch",
             request.get_ref(),
             async {
-                let tenant = self.authenticator.admit(request.metadata()).await?;
+                let tenant = self
+                    .authenticator
+                    .admit(authorization(request.metadata()))
+                    .await?;
                 let id = watch_convert::id("id", &request.get_ref().id, "watch")?;
                 let watch = self.webhooks.store.get_watch(tenant.id, id).await?;
                 Ok(pb::GetWatchResponse {
@@ -126,7 +132,10 @@ impl WatchService for WatchApi {
             "UpdateWatch",
             request.get_ref(),
             async {
-                let tenant = self.authenticator.admit(request.metadata()).await?;
+                let tenant = self
+                    .authenticator
+                    .admit(authorization(request.metadata()))
+                    .await?;
                 let request = request.get_ref();
                 let patch = request
                     .watch
@@ -176,7 +185,10 @@ impl WatchService for WatchApi {
             "DeleteWatch",
             request.get_ref(),
             async {
-                let tenant = self.authenticator.admit(request.metadata()).await?;
+                let tenant = self
+                    .authenticator
+                    .admit(authorization(request.metadata()))
+                    .await?;
                 let id = watch_convert::id("id", &request.get_ref().id, "watch")?;
                 self.webhooks.store.delete_watch(tenant.id, id).await?;
                 tracing::info!(watch_id = %id, tenant = %tenant.name, "watch deleted");
@@ -196,7 +208,10 @@ impl WatchService for WatchApi {
             "ListWatches",
             request.get_ref(),
             async {
-                let tenant = self.authenticator.admit(request.metadata()).await?;
+                let tenant = self
+                    .authenticator
+                    .admit(authorization(request.metadata()))
+                    .await?;
                 let request = request.get_ref();
                 let limit = page_size(request.page_size)?;
                 let after = match request.page_token.as_str() {
@@ -241,7 +256,10 @@ impl WatchService for WatchApi {
             "CreateCryptoKey",
             request.get_ref(),
             async {
-                let tenant = self.authenticator.admit(request.metadata()).await?;
+                let tenant = self
+                    .authenticator
+                    .admit(authorization(request.metadata()))
+                    .await?;
                 let name = request.get_ref().name.clone();
                 let secret = signing::new_key_secret();
                 let sealed = self.webhooks.secrets.seal(tenant.id.as_bytes(), &secret)?;
@@ -270,7 +288,10 @@ impl WatchService for WatchApi {
             "ListCryptoKeys",
             request.get_ref(),
             async {
-                let tenant = self.authenticator.admit(request.metadata()).await?;
+                let tenant = self
+                    .authenticator
+                    .admit(authorization(request.metadata()))
+                    .await?;
                 let keys = self.webhooks.store.list_crypto_keys(tenant.id).await?;
                 Ok(pb::ListCryptoKeysResponse {
                     crypto_keys: keys.iter().map(crypto_key_to_proto).collect(),
@@ -290,7 +311,10 @@ impl WatchService for WatchApi {
             "DeleteCryptoKey",
             request.get_ref(),
             async {
-                let tenant = self.authenticator.admit(request.metadata()).await?;
+                let tenant = self
+                    .authenticator
+                    .admit(authorization(request.metadata()))
+                    .await?;
                 let id = watch_convert::id("id", &request.get_ref().id, "crypto key")?;
                 self.webhooks.store.delete_crypto_key(tenant.id, id).await?;
                 tracing::info!(key_id = %id, tenant = %tenant.name, "crypto key deleted");
@@ -310,7 +334,10 @@ impl WatchService for WatchApi {
             "ListDeliveries",
             request.get_ref(),
             async {
-                let tenant = self.authenticator.admit(request.metadata()).await?;
+                let tenant = self
+                    .authenticator
+                    .admit(authorization(request.metadata()))
+                    .await?;
                 let request = request.get_ref();
                 let watch_id = watch_convert::id("watch_id", &request.watch_id, "watch")?;
                 // NOT_FOUND for another tenant's watch, rather than an empty log.
@@ -364,7 +391,7 @@ impl WatchService for WatchApi {
         request: Request<pb::RetryDeliveryRequest>,
     ) -> Result<Response<pb::RetryDeliveryResponse>, Status> {
         observe(&self.in_flight, WATCH_SERVICE, "RetryDelivery", request.get_ref(), async {
-            let tenant = self.authenticator.admit(request.metadata()).await?;
+            let tenant = self.authenticator.admit(authorization(request.metadata())).await?;
             let id = watch_convert::id("delivery_id", &request.get_ref().delivery_id, "delivery")?;
             let delivery = self.webhooks.store.get_delivery(tenant.id, id).await?;
             let watch = self
@@ -391,7 +418,10 @@ impl WatchService for WatchApi {
             "PreviewWatchPayload",
             request.get_ref(),
             async {
-                let tenant = self.authenticator.admit(request.metadata()).await?;
+                let tenant = self
+                    .authenticator
+                    .admit(authorization(request.metadata()))
+                    .await?;
                 let request = request.get_ref();
                 let schema = match request.watch_id.as_str() {
                     "" => request.schema.clone(),
