@@ -8,6 +8,8 @@ For the chart defaults and for every values file under helm/callsd/ci/:
      mode (unknown fields fail) with kubernetes-validate, for each Kubernetes version
      in KUBE_VERSIONS; custom resources (ServiceMonitor) are skipped with a note,
   4. a few chart invariants from the design (probes, security context, drain, hooks).
+Before that: every CALLSD_* setting of src/config.rs is a chart value whose default is the
+binary's, and the install notes name what the Secret lacks and set $KEY.
 Then a set of bad values that must be rejected at install time.
 
 No cluster and no network are used. Exit status 0 only if everything passed.
@@ -56,9 +58,67 @@ BAD_VALUES: list[tuple[str, dict[str, Any]]] = [
     ("secretKey not base64 of 32 bytes", {"secret": {"secretKey": "hunter2"}}),
     ("databaseUrl not postgres", {"secret": {"databaseUrl": "mysql://x@y/z"}}),
     ("bad duration", {"config": {"shutdownDrain": "five seconds"}}),
+    ("bad webhook duration", {"config": {"webhooks": {"lease": "1 minute"}}}),
+    ("bad retry delay", {"config": {"webhooks": {"retrySchedule": ["0s", "soon"]}}}),
+    ("empty retry schedule", {"config": {"webhooks": {"retrySchedule": []}}}),
+    ("retry schedule as one string", {"config": {"webhooks": {"retrySchedule": "0s,5s"}}}),
+    ("allowed CIDR not an address", {"config": {"webhooks": {"allowedCidrs": ["intranet"]}}}),
+    ("no webhook concurrency", {"config": {"webhooks": {"concurrency": 0}}}),
+    ("unknown webhook key", {"config": {"webhooks": {"retries": 3}}}),
+    ("no RPCs in flight", {"config": {"maxInFlight": 0}}),
     ("preStop sleep not shorter than grace period", {"preStopSleepSeconds": 30}),
     ("numeric annotation value", {"podAnnotations": {"a": 1}}),
 ]
+
+# Each callsd setting the chart exposes as a value: value path under `config` -> the variable the
+# ConfigMap sets. Lists are joined with commas. Every CALLSD_* setting of src/config.rs must be here,
+# set by a template (TEMPLATE_SETTINGS) or listed in NOT_VALUES with the reason.
+SETTINGS: dict[str, str] = {
+    "logFormat": "CALLSD_LOG_FORMAT",
+    "logLevel": "RUST_LOG",
+    "dbPoolSize": "CALLSD_DB_POOL_SIZE",
+    "dbConnectTimeout": "CALLSD_DB_CONNECT_TIMEOUT",
+    "dbAcquireTimeout": "CALLSD_DB_ACQUIRE_TIMEOUT",
+    "dbStatementTimeout": "CALLSD_DB_STATEMENT_TIMEOUT",
+    "workerThreads": "CALLSD_WORKER_THREADS",
+    "shutdownDrain": "CALLSD_SHUTDOWN_DRAIN",
+    "shutdownTimeout": "CALLSD_SHUTDOWN_TIMEOUT",
+    "heartbeatInterval": "CALLSD_HEARTBEAT_INTERVAL",
+    "changeRetention": "CALLSD_CHANGE_RETENTION",
+    "compactionInterval": "CALLSD_COMPACTION_INTERVAL",
+    "feedPollInterval": "CALLSD_FEED_POLL_INTERVAL",
+    "authCacheTtl": "CALLSD_AUTH_CACHE_TTL",
+    "healthCheckInterval": "CALLSD_HEALTH_CHECK_INTERVAL",
+    "maxInFlight": "CALLSD_MAX_IN_FLIGHT",
+    "handshakeTimeout": "CALLSD_HANDSHAKE_TIMEOUT",
+    "maxConnections": "CALLSD_MAX_CONNECTIONS",
+    "http2KeepaliveInterval": "CALLSD_HTTP2_KEEPALIVE_INTERVAL",
+    "http2KeepaliveTimeout": "CALLSD_HTTP2_KEEPALIVE_TIMEOUT",
+    "tenantLimits.rate": "CALLSD_TENANT_RATE",
+    "tenantLimits.burst": "CALLSD_TENANT_BURST",
+    "tenantLimits.maxInFlight": "CALLSD_TENANT_MAX_IN_FLIGHT",
+    "tenantLimits.maxStreams": "CALLSD_TENANT_MAX_STREAMS",
+    "tenantLimits.maxWatches": "CALLSD_TENANT_MAX_WATCHES",
+    "webhooks.allowedCidrs": "CALLSD_WEBHOOK_ALLOWED_CIDRS",
+    "webhooks.retrySchedule": "CALLSD_WEBHOOK_RETRY_SCHEDULE",
+    "webhooks.connectTimeout": "CALLSD_WEBHOOK_CONNECT_TIMEOUT",
+    "webhooks.timeout": "CALLSD_WEBHOOK_TIMEOUT",
+    "webhooks.deliveryRetention": "CALLSD_WEBHOOK_DELIVERY_RETENTION",
+    "webhooks.disableAfter": "CALLSD_WEBHOOK_DISABLE_AFTER",
+    "webhooks.lease": "CALLSD_WEBHOOK_LEASE",
+    "webhooks.pollInterval": "CALLSD_WEBHOOK_POLL_INTERVAL",
+    "webhooks.concurrency": "CALLSD_WEBHOOK_CONCURRENCY",
+}
+# Settings the templates derive from other values (checked in invariants()).
+TEMPLATE_SETTINGS = {"CALLSD_LISTEN", "CALLSD_METRICS_LISTEN", "CALLSD_MIGRATE", "CALLSD_SECRET_KEY"}
+NOT_VALUES = {
+    "CALLSD_DATA_DIR": "embedded PostgreSQL only; the chart always sets DATABASE_URL",
+}
+# Chart defaults that differ from the binary's on purpose.
+DEFAULTS_DIFFER = {
+    "CALLSD_LOG_FORMAT": "JSON logs in a cluster, text on a terminal",
+}
+CONFIG_RS = ROOT / "src" / "config.rs"
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -263,8 +323,9 @@ def invariants(case: str, values: dict[str, Any], objs: list[tuple[str, dict[str
     job_mode = v["migrations"]["mode"] == "job"
     want = {"CALLSD_MIGRATE": "false" if job_mode else "true",
             "CALLSD_LISTEN": f"{v['config']['bindAddress']}:50051",
-            "CALLSD_METRICS_LISTEN": f"{v['config']['bindAddress']}:9464",
-            "CALLSD_SHUTDOWN_DRAIN": v["config"]["shutdownDrain"]}
+            "CALLSD_METRICS_LISTEN": f"{v['config']['bindAddress']}:9464"}
+    for path, var in SETTINGS.items():
+        want[var] = as_env(lookup(v["config"], path))
     for k, w in want.items():
         if data.get(k) != w:
             errs.append(f"ConfigMap: {k}={data.get(k)!r}, want {w!r}")
@@ -311,6 +372,117 @@ def invariants(case: str, values: dict[str, Any], objs: list[tuple[str, dict[str
             if k not in kinds:
                 errs.append(f"all-on values do not produce a {k}")
     return errs
+
+
+def lookup(node: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def as_env(value: Any) -> str:
+    """The string the ConfigMap must hold for a value (as the template renders it)."""
+    if isinstance(value, list):
+        return ",".join(str(item) for item in value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+# humantime's units, as far as the chart and config.rs use them.
+DURATION_UNITS = {"ms": 0.001, "s": 1, "sec": 1, "secs": 1, "m": 60, "min": 60, "mins": 60,
+                  "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600,
+                  "d": 86400, "day": 86400, "days": 86400}
+
+
+def normalised(text: str) -> Any:
+    """A default as a comparable value: seconds for durations, numbers, lists of those."""
+    text = text.strip()
+    if "," in text:
+        return [normalised(part) for part in text.split(",") if part.strip()]
+    if text == "":
+        return []
+    parts = re.findall(r"([0-9]+)\s*([a-z]+)", text)
+    if parts and "".join(n + u for n, u in parts) == text.replace(" ", ""):
+        if all(u in DURATION_UNITS for _, u in parts):
+            return sum(int(n) * DURATION_UNITS[u] for n, u in parts)
+    try:
+        return float(text.replace("_", ""))
+    except ValueError:
+        return text.lower()
+
+
+def binary_settings() -> dict[str, str | None]:
+    """Environment variable -> default (None when it has none) of every setting in src/config.rs."""
+    source = CONFIG_RS.read_text()
+    settings: dict[str, str | None] = {}
+    for attribute in re.findall(r"#\[arg\(([^\]]*)\)\]", source):
+        env = re.search(r'env\s*=\s*"([A-Z0-9_]+)"', attribute)
+        if not env:
+            continue
+        default = (re.search(r'default_value\s*=\s*"([^"]*)"', attribute)
+                   or re.search(r"default_value_t\s*=\s*([^,\s]+)", attribute))
+        settings[env.group(1)] = default.group(1) if default else None
+    return settings
+
+
+def check_settings(report: Report) -> None:
+    """Every setting of the binary is a value (or set by a template, or listed as not one), and
+    each value's default is the binary's."""
+    print("== settings of src/config.rs")
+    settings = binary_settings()
+    if not settings:
+        report.fail("settings of src/config.rs", f"no `env = ...` settings found in {CONFIG_RS}")
+        return
+    exposed = set(SETTINGS.values()) | TEMPLATE_SETTINGS | set(NOT_VALUES) | {"DATABASE_URL"}
+    missing = sorted(var for var in settings if var not in exposed)
+    if missing:
+        report.fail("every callsd setting is a chart value",
+                    "not values (add them to values.yaml, the schema, the ConfigMap and SETTINGS "
+                    "in scripts/check_helm.py, or to NOT_VALUES with the reason): " + ", ".join(missing))
+    else:
+        report.ok(f"every callsd setting is a chart value ({len(settings)} settings)")
+    with helm.Chart.load(str(CHART)) as chart:
+        defaults = chart.values["config"]
+    wrong = []
+    for path, var in SETTINGS.items():
+        if var not in settings or var in DEFAULTS_DIFFER:
+            continue
+        chart_default = normalised(as_env(lookup(defaults, path)))
+        binary_default = normalised(settings[var] or "")
+        if chart_default != binary_default:
+            wrong.append(f"config.{path}: {as_env(lookup(defaults, path))!r}, but {var} defaults to "
+                         f"{settings[var]!r} in src/config.rs")
+    if wrong:
+        report.fail("chart defaults are the binary's", "\n".join(wrong))
+    else:
+        report.ok("chart defaults are the binary's")
+
+
+def check_notes(report: Report) -> None:
+    """The install notes say which Secret keys are missing, in a sentence, and set $KEY before
+    using it."""
+    print("== install notes")
+    cases = [
+        ({}, "lacks database-url and secret-key."),
+        ({"secret": {"secretKey": "A" * 43 + "="}}, "lacks database-url."),
+        ({"secret": {"databaseUrl": "postgres://u@h/d"}}, "lacks secret-key."),
+    ]
+    for values, sentence in cases:
+        manifests = render(values)
+        text = next((t for name, t in manifests.items() if name.endswith("NOTES.txt")), "")
+        if sentence not in text:
+            lacks = [line for line in text.splitlines() if "lacks" in line]
+            report.fail(f"NOTES says {sentence!r}", f"got {lacks}")
+        else:
+            report.ok(f"NOTES says {sentence!r}")
+    text = next(t for name, t in render({}).items() if name.endswith("NOTES.txt"))
+    if "KEY=$(" in text and text.index("KEY=$(") < text.index("$KEY"):
+        report.ok("NOTES sets $KEY before using it")
+    else:
+        report.fail("NOTES sets $KEY before using it", text)
 
 
 # ---------------------------------------------------------------- value references
@@ -435,6 +607,8 @@ def main() -> int:
         return 2
     try:
         check_value_references(report)
+        check_settings(report)
+        check_notes(report)
         check_readme_lists_values(report)
         run_case(report, "defaults", None)
         ci_files = sorted((CHART / "ci").glob("*.yaml"))

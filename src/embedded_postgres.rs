@@ -3,7 +3,8 @@
 //!
 //! It uses the system's PostgreSQL binaries, keeps its cluster in a data directory, and listens
 //! only on a Unix socket inside it. PostgreSQL refuses to run as root, so under root the cluster
-//! belongs to the `postgres` system user. The server runs in its own process group (a Ctrl-C
+//! belongs to the `postgres` system user, and lives elsewhere when that user cannot reach the
+//! data directory ([`location`]). The server runs in its own process group (a Ctrl-C
 //! meant for callsd must not stop the database under the drain), dies with callsd (parent-death
 //! signal), and is stopped with a fast shutdown when callsd exits.
 
@@ -21,6 +22,10 @@ use nix::{
     unistd::{chown, Gid, Pid, Uid, User},
 };
 use tokio::sync::oneshot;
+
+use location::ClusterLocation;
+
+pub mod location;
 
 const SUPERUSER: &str = "postgres";
 const DATABASE: &str = "postgres";
@@ -51,18 +56,31 @@ impl EmbeddedPostgres {
         fs::create_dir_all(data_dir)
             .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
         let data_dir = data_dir.canonicalize()?;
-        let cluster_dir = data_dir.join("pgdata");
-        let socket_dir = data_dir.join("run");
         let owner = cluster_owner()?;
         let binaries = find_binaries()?;
+        let ClusterLocation {
+            cluster_dir,
+            socket_dir,
+            relocated_to,
+        } = location::choose(&data_dir, owner, &binaries.join("postgres"))?;
 
         if cluster_dir.join("postmaster.pid").exists() && answers(&socket_dir).await {
-            tracing::info!(data_dir = %data_dir.display(), "using the embedded PostgreSQL already running");
+            tracing::info!(data_dir = %data_dir.display(), cluster = %cluster_dir.display(), "using the embedded PostgreSQL already running");
             return Ok(EmbeddedPostgres {
                 socket_dir,
                 pid: None,
                 exited: None,
             });
+        }
+        if let (Some(relocated_to), Some(owner)) = (&relocated_to, owner) {
+            prepare_relocated_dir(relocated_to, &data_dir, owner, &binaries.join("postgres"))?;
+            tracing::info!(
+                data_dir = %data_dir.display(),
+                cluster = %relocated_to.display(),
+                "the postgres user cannot reach the data directory: the embedded PostgreSQL keeps \
+                 its cluster and socket in {} (the API key file stays in the data directory)",
+                relocated_to.display()
+            );
         }
         for dir in [&cluster_dir, &socket_dir] {
             fs::create_dir_all(dir)?;
@@ -88,7 +106,7 @@ impl EmbeddedPostgres {
                 bail!(
                     "initdb failed: {}{}",
                     String::from_utf8_lossy(&output.stderr),
-                    reachability_hint(&data_dir, owner)
+                    reachability_hint(&cluster_dir, owner)
                 );
             }
         }
@@ -134,7 +152,7 @@ impl EmbeddedPostgres {
                 bail!(
                     "the embedded PostgreSQL did not start within {START_TIMEOUT:?}; see {}{}",
                     log_path.display(),
-                    reachability_hint(&data_dir, owner)
+                    reachability_hint(&cluster_dir, owner)
                 );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -240,12 +258,54 @@ fn run_as(command: &mut Command, owner: Option<(Uid, Gid)>) {
     }
 }
 
-fn reachability_hint(data_dir: &Path, owner: Option<(Uid, Gid)>) -> String {
+/// Creates a relocated cluster's directory, owned by the cluster's user and private to it, and
+/// leaves a trail both ways: `data-dir` inside it names the data directory, and a `cluster` link
+/// in the data directory points at it (so deleting the data directory is not mistaken for a
+/// reset).
+fn prepare_relocated_dir(
+    dir: &Path,
+    data_dir: &Path,
+    owner: (Uid, Gid),
+    postgres: &Path,
+) -> anyhow::Result<()> {
+    let cannot = |what: &str| format!("cannot {what} {}", dir.display());
+    if let Some(root) = dir.parent().filter(|root| !root.exists()) {
+        fs::create_dir_all(root).with_context(|| cannot("create the parent of"))?;
+        // Whatever the umask: the cluster's user must be able to traverse it.
+        fs::set_permissions(root, fs::Permissions::from_mode(0o755))?;
+    }
+    fs::create_dir_all(dir).with_context(|| cannot("create"))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    chown(dir, Some(owner.0), Some(owner.1)).with_context(|| cannot("give the postgres user"))?;
+    if !location::reachable_by(dir, owner, postgres)? {
+        bail!(
+            "the 'postgres' user can reach neither the data directory {} nor {}: set \
+             CALLSD_DATA_DIR to a directory it can reach, or DATABASE_URL",
+            data_dir.display(),
+            dir.display()
+        );
+    }
+    fs::write(dir.join("data-dir"), format!("{}\n", data_dir.display()))
+        .with_context(|| cannot("write into"))?;
+    let link = data_dir.join("cluster");
+    if fs::symlink_metadata(&link).is_ok_and(|meta| meta.file_type().is_symlink()) {
+        fs::remove_file(&link)?;
+    }
+    if !link.exists() {
+        std::os::unix::fs::symlink(dir, &link)?;
+    }
+    // A first start that failed before relocation left these empty; remove_dir keeps them if not.
+    let _ = fs::remove_dir(data_dir.join("pgdata"));
+    let _ = fs::remove_dir(data_dir.join("run"));
+    Ok(())
+}
+
+fn reachability_hint(cluster_dir: &Path, owner: Option<(Uid, Gid)>) -> String {
     match owner {
         Some(_) => format!(
-            "\n(the 'postgres' user must be able to reach {}; if it is under a private home \
-             directory, set CALLSD_DATA_DIR to a directory such as /var/lib/callsd)",
-            data_dir.display()
+            "\n(the 'postgres' user must be able to reach {}: open the directories above it to \
+             that user, or set CALLSD_DATA_DIR to a directory it can reach)",
+            cluster_dir.display()
         ),
         None => String::new(),
     }

@@ -16,6 +16,7 @@ mod cli;
 mod connections;
 mod fair_shares;
 mod feed;
+mod first_run;
 mod grpcurl;
 mod hostile;
 mod list;
