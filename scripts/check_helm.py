@@ -66,6 +66,7 @@ BAD_VALUES: list[tuple[str, dict[str, Any]]] = [
     ("no webhook concurrency", {"config": {"webhooks": {"concurrency": 0}}}),
     ("unknown webhook key", {"config": {"webhooks": {"retries": 3}}}),
     ("no RPCs in flight", {"config": {"maxInFlight": 0}}),
+    ("CORS origin with a path", {"config": {"corsAllowedOrigins": ["https://app.example.com/"]}}),
     ("preStop sleep not shorter than grace period", {"preStopSleepSeconds": 30}),
     ("numeric annotation value", {"podAnnotations": {"a": 1}}),
 ]
@@ -90,6 +91,7 @@ SETTINGS: dict[str, str] = {
     "authCacheTtl": "CALLSD_AUTH_CACHE_TTL",
     "healthCheckInterval": "CALLSD_HEALTH_CHECK_INTERVAL",
     "maxInFlight": "CALLSD_MAX_IN_FLIGHT",
+    "corsAllowedOrigins": "CALLSD_CORS_ALLOWED_ORIGINS",
     "handshakeTimeout": "CALLSD_HANDSHAKE_TIMEOUT",
     "maxConnections": "CALLSD_MAX_CONNECTIONS",
     "http2KeepaliveInterval": "CALLSD_HTTP2_KEEPALIVE_INTERVAL",
