@@ -4,7 +4,8 @@
 //! Shutdown (SIGTERM or Ctrl-C): health turns NOT_SERVING, the server keeps serving for the
 //! drain period so load balancers move away, then WatchCalls and health Watch streams end with
 //! UNAVAILABLE, connections still in their handshake close, in-flight RPCs finish (up to the
-//! shutdown timeout) and background tasks stop.
+//! shutdown timeout) and background tasks stop, the LISTEN connection (which wakes the feed,
+//! clears the auth cache and wakes the webhook worker) among them.
 
 use std::{future::Future, net::SocketAddr, time::Duration};
 
@@ -24,7 +25,7 @@ use crate::{
     pb::calls::v1::{
         call_service_server::CallServiceServer, watch_service_server::WatchServiceServer,
     },
-    store::{self, Store},
+    store::{self, Channel, Notifications, Store},
     tokens::TokenSealer,
     webhooks::{DeliverySettings, Timeouts, Webhooks},
 };
@@ -79,11 +80,20 @@ impl Application {
         );
         let background = TaskTracker::new();
         let stop_background = CancellationToken::new();
+        // One LISTEN connection for the process; it outlives the streams, so the auth cache
+        // and webhooks stay told until the in-flight requests are done.
+        let notifications =
+            Notifications::start(store.clone(), stop_background.clone(), &background);
+        background.spawn(
+            authenticator
+                .clone()
+                .forget_on_revocation(notifications.subscribe(Channel::ApiKeys)),
+        );
         // Streams stop after the drain, the feed's reader with them.
         let stop_streams = stop_background.child_token();
         let feed = Feed::start(
             store.clone(),
-            authenticator.clone(),
+            notifications.subscribe(Channel::Changes),
             FeedSettings {
                 poll_interval: settings.feed_poll_interval,
                 heartbeat_interval: settings.heartbeat_interval,
@@ -104,7 +114,11 @@ impl Application {
             delivery_settings(&settings),
         )
         .await?;
-        webhooks.start(&background, stop_background.clone());
+        webhooks.start(
+            notifications.subscribe(Channel::Changes),
+            &background,
+            stop_background.clone(),
+        );
         let in_flight = InFlightLimit::new(settings.max_in_flight);
         let watch_api = WatchApi::new(
             authenticator.clone(),

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::{
     fair_shares::{FairShares, RequestSlot},
-    store::{ApiKeyCreated, Store, Tenant},
+    store::{ApiKeyCreated, Store, Subscription, Tenant},
     Error,
 };
 
@@ -114,6 +114,15 @@ impl Authenticator {
     /// Drops every cached key (a key was revoked somewhere).
     pub fn forget_all(&self) {
         self.lock_cache().clear();
+    }
+
+    /// Drops every cached key whenever `revocations` (the process's listener on the API-key
+    /// channel) signals, a reconnect included: a revocation may have gone unheard. Ends when
+    /// the listener stops.
+    pub async fn forget_on_revocation(self, mut revocations: Subscription) {
+        while revocations.changed().await.is_some() {
+            self.forget_all();
+        }
     }
 
     fn cached(&self, key_hash: &[u8]) -> Option<Tenant> {

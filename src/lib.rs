@@ -13,7 +13,8 @@
 //! - [`grpc`]: one file per service; converts proto messages to domain types, no SQL.
 //! - [`domain`]: validated call fields (phone numbers, local start times, time zones) and
 //!   change-log positions and cursors, below the store and the feed alike.
-//! - [`store`]: PostgreSQL access: pool, migrations, queries, SQLSTATE to [`Error`].
+//! - [`store`]: PostgreSQL access: pool, migrations, queries, SQLSTATE to [`Error`], and the
+//!   process's one LISTEN connection, whose signals wake the feed, the auth cache and webhooks.
 //! - [`feed`]: sync tokens, the per-process hub, and the `WatchCalls` fan-out.
 //! - [`webhooks`]: watches: signed, at-least-once delivery of changes to HTTP receivers.
 //! - [`auth`]: API keys, stored as hashes, resolved to a tenant and admitted within its share.

@@ -2,15 +2,12 @@
 
 use std::{sync::Arc, time::Duration};
 
-use futures::StreamExt;
-use tokio::sync::{broadcast, Notify};
-use tokio_postgres::AsyncMessage;
+use tokio::sync::broadcast;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    auth::Authenticator,
     domain::Position,
-    store::{ChangeBatch, Store},
+    store::{ChangeBatch, Store, Subscription, Wake},
     Error,
 };
 
@@ -20,8 +17,6 @@ pub(super) const BATCH_SIZE: usize = 256;
 const BROADCAST_CAPACITY: usize = 128;
 /// Re-read this soon when changes were waiting for an older transaction to finish.
 const IN_FLIGHT_RETRY: Duration = Duration::from_millis(5);
-const CHANGES_CHANNEL: &str = "callsd_changes";
-const API_KEYS_CHANNEL: &str = "callsd_api_keys";
 
 #[derive(Debug, Clone)]
 pub struct FeedSettings {
@@ -40,20 +35,20 @@ pub struct Feed {
 }
 
 impl Feed {
-    /// Starts the listener and the reader; both stop when `shutdown` is cancelled.
+    /// Starts the reader, woken by `changes` (the process's listener on the change channel)
+    /// or by its poll; it stops when `shutdown` is cancelled.
     ///
     /// The reader's start is read before this returns: a stream opened afterwards starts at or
     /// after it, so the hub publishes every change such a stream can wait for.
     pub async fn start(
         store: Store,
-        authenticator: Authenticator,
+        changes: Subscription,
         settings: FeedSettings,
         shutdown: CancellationToken,
         tasks: &TaskTracker,
     ) -> Result<Feed, Error> {
         let start = store.current_position().await?;
         let (batches, _) = broadcast::channel(BROADCAST_CAPACITY);
-        let wake = Arc::new(Notify::new());
         let feed = Feed {
             store: store.clone(),
             batches,
@@ -61,8 +56,7 @@ impl Feed {
             shutdown: shutdown.clone(),
             streams: TaskTracker::new(),
         };
-        tasks.spawn(listen(store, authenticator, wake.clone(), shutdown));
-        tasks.spawn(feed.clone().read_log(start, wake));
+        tasks.spawn(feed.clone().read_log(start, changes));
         Ok(feed)
     }
 
@@ -76,14 +70,20 @@ impl Feed {
         self.batches.subscribe()
     }
 
-    /// Reads the log after `start`, publishing each batch, until shutdown.
-    async fn read_log(self, start: Position, wake: Arc<Notify>) {
+    /// Reads the log after `start`, publishing each batch, until shutdown. A notification or
+    /// a listener's reconnect reads at once; the poll covers a listener that is down.
+    async fn read_log(self, start: Position, mut changes: Subscription) {
         let mut cursor = start;
         let mut wait = Duration::ZERO;
         loop {
             tokio::select! {
                 () = self.shutdown.cancelled() => return,
-                () = wake.notified() => {}
+                // `None` (the listener stopped) disables this branch: the poll goes on.
+                Some(wake) = changes.changed() => {
+                    if wake == Wake::CatchUp {
+                        tracing::debug!("feed catches up after the listener reconnected");
+                    }
+                }
                 () = tokio::time::sleep(wait) => {}
             }
             wait = self.settings.poll_interval;
@@ -128,71 +128,5 @@ fn log_unreadable(batch: &ChangeBatch) {
             reason = %change.reason,
             "a change cannot be read; that tenant's streams end at it, others go on"
         );
-    }
-}
-
-/// Holds one dedicated (never pooled) connection that LISTENs for changes and key revocations,
-/// reconnecting with backoff. Every (re)connect wakes the reader, which catches up from the log.
-async fn listen(
-    store: Store,
-    authenticator: Authenticator,
-    wake: Arc<Notify>,
-    shutdown: CancellationToken,
-) {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let outcome = tokio::select! {
-            () = shutdown.cancelled() => return,
-            outcome = listen_once(&store, &authenticator, &wake) => outcome,
-        };
-        match outcome {
-            Ok(()) => backoff = Duration::from_millis(100),
-            Err(error) => {
-                tracing::warn!(%error, retry_in = ?backoff, "change listener lost its connection");
-            }
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
-}
-
-async fn listen_once(
-    store: &Store,
-    authenticator: &Authenticator,
-    wake: &Notify,
-) -> Result<(), tokio_postgres::Error> {
-    // The connection must be polled for queries to progress and to receive notifications;
-    // dispatching here keeps every notification, without a queue in between.
-    let (client, mut messages) = store.connect_dedicated().await?;
-    let dispatch = async {
-        while let Some(message) = messages.next().await {
-            if let AsyncMessage::Notification(notification) = message? {
-                match notification.channel() {
-                    CHANGES_CHANNEL => wake.notify_one(),
-                    API_KEYS_CHANNEL => authenticator.forget_all(),
-                    _ => {}
-                }
-            }
-        }
-        Ok(())
-    };
-    let subscribe = async {
-        client
-            .batch_execute(&format!(
-                "LISTEN {CHANGES_CHANNEL}; LISTEN {API_KEYS_CHANNEL}"
-            ))
-            .await?;
-        // Anything may have happened while we were not listening.
-        authenticator.forget_all();
-        wake.notify_one();
-        tracing::debug!("change listener connected");
-        std::future::pending::<Result<(), tokio_postgres::Error>>().await
-    };
-    tokio::select! {
-        result = dispatch => result,
-        result = subscribe => result,
     }
 }

@@ -1,9 +1,11 @@
 //! The change feed: sync tokens, the per-process hub that reads the change log
 //! once and fans it out, and the `WatchCalls` streams that follow it.
 //!
-//! The change log in PostgreSQL is the truth. LISTEN/NOTIFY (on one dedicated connection per
-//! process) only says "read now"; a poll every few hundred milliseconds covers lost
-//! notifications, and a lost listener connection is followed by a catch-up read.
+//! The change log in PostgreSQL is the truth. LISTEN/NOTIFY only says "read now": the hub
+//! subscribes to the process's one listener connection ([`crate::store::Notifications`],
+//! shared with the auth cache and the webhook worker); a poll every few hundred milliseconds
+//! covers lost notifications, and each reconnect of the listener is followed by a catch-up
+//! read.
 
 mod hub;
 mod sync_token;

@@ -1,4 +1,5 @@
-//! PostgreSQL access: the connection pool, migrations and every query the service runs.
+//! PostgreSQL access: the connection pool, migrations, every query the service runs, and the
+//! one LISTEN connection that tells the rest of the process when to read again.
 //!
 //! Nothing here knows about gRPC: functions take and return domain types and [`Error`].
 
@@ -9,6 +10,7 @@ mod connect_error;
 mod deliveries;
 mod errors;
 mod migrate;
+mod notifications;
 mod pool;
 mod secrets;
 pub mod stored_body;
@@ -32,6 +34,7 @@ pub use connect_error::server_address;
 pub use deliveries::{AttemptEffect, Delivery, DeliveryOutcome};
 pub use errors::database_error;
 pub use migrate::migrate;
+pub use notifications::{Channel, Notifications, Subscription, Wake, LISTENER_APPLICATION_NAME};
 pub use tenants::{ApiKeyCreated, Tenant};
 pub use watches::{CryptoKey, OAuth2Settings, Watch, WatchMethod, WatchSettings};
 
@@ -145,19 +148,23 @@ impl Store {
     }
 
     /// A connection outside the pool (for LISTEN, which must never go back to a pool), with
-    /// the pool's settings and TLS. Its messages must be polled for queries to progress.
+    /// the pool's settings and TLS, named `application_name` in `pg_stat_activity`. Its
+    /// messages must be polled for queries to progress.
     pub async fn connect_dedicated(
         &self,
+        application_name: &str,
     ) -> Result<(tokio_postgres::Client, ConnectionMessages), tokio_postgres::Error> {
-        let tls = tls_for(&self.config).ok().flatten();
+        let mut config = self.config.clone();
+        config.application_name(application_name);
+        let tls = tls_for(&config).ok().flatten();
         Ok(match tls {
             Some(tls) => {
-                let (client, mut connection) = self.config.connect(tls).await?;
+                let (client, mut connection) = config.connect(tls).await?;
                 let messages = poll_fn(move |context| connection.poll_message(context)).boxed();
                 (client, messages)
             }
             None => {
-                let (client, mut connection) = self.config.connect(NoTls).await?;
+                let (client, mut connection) = config.connect(NoTls).await?;
                 let messages = poll_fn(move |context| connection.poll_message(context)).boxed();
                 (client, messages)
             }

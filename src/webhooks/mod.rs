@@ -29,7 +29,7 @@ pub use sender::{Sender, SentRequest, Timeouts};
 pub use ssrf::{parse_allowed_cidrs, AddressGuard, AllowedCidrs};
 
 use crate::{
-    store::{stored_body, Delivery, DeliveryOutcome, Store, Watch},
+    store::{stored_body, Delivery, DeliveryOutcome, Store, Subscription, Watch},
     Error,
 };
 
@@ -115,9 +115,10 @@ impl Webhooks {
         })
     }
 
-    /// Starts this replica's delivery worker; it stops when `stop` is cancelled.
-    pub fn start(&self, tasks: &TaskTracker, stop: CancellationToken) {
-        tasks.spawn(worker::Worker::new(self.clone()).run(stop));
+    /// Starts this replica's delivery worker, woken by `changes`; it stops when `stop` is
+    /// cancelled.
+    pub fn start(&self, changes: Subscription, tasks: &TaskTracker, stop: CancellationToken) {
+        tasks.spawn(worker::Worker::new(self.clone()).run(changes, stop));
     }
 
     /// Sends the event of `delivery` again, now, with the same `webhook-id` and body, and

@@ -5,9 +5,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use futures::StreamExt;
 use tokio::sync::{Notify, Semaphore};
-use tokio_postgres::AsyncMessage;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use uuid::Uuid;
 
@@ -15,7 +13,7 @@ use super::{payload, template::Template, Webhooks};
 use crate::{
     domain::Position,
     store::{
-        AttemptEffect, ChangeKind, ChangeRecord, Delivery, DeliveryOutcome, Store,
+        AttemptEffect, ChangeKind, ChangeRecord, Delivery, DeliveryOutcome, Subscription,
         UnreadableChange, Watch, WatchMethod,
     },
 };
@@ -24,7 +22,6 @@ use crate::{
 const BATCH_SIZE: usize = 64;
 /// How long a watch whose changes cannot be read waits before it is leased again.
 const READ_FAILURE_BACKOFF: Duration = Duration::from_secs(1);
-const CHANGES_CHANNEL: &str = "callsd_changes";
 /// How often the delivery log is trimmed.
 const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 
@@ -43,17 +40,14 @@ impl Worker {
     }
 
     /// Leases and delivers until `stop`; in-flight attempts are abandoned (not recorded) and
-    /// their leases given back, so another replica sends them again.
-    pub(super) async fn run(self, stop: CancellationToken) {
+    /// their leases given back, so another replica sends them again. `changes` (the process's
+    /// listener) wakes it when calls change or after a reconnect; the poll covers the rest.
+    pub(super) async fn run(self, mut changes: Subscription, stop: CancellationToken) {
         let settings = self.webhooks.settings.clone();
+        // Woken when a delivery frees its slot.
         let wake = Arc::new(Notify::new());
         let slots = Arc::new(Semaphore::new(settings.concurrency.max(1)));
         let deliveries = TaskTracker::new();
-        let listener = tokio::spawn(listen(
-            self.webhooks.store.clone(),
-            wake.clone(),
-            stop.clone(),
-        ));
         let mut last_purge: Option<tokio::time::Instant> = None;
         let this = Arc::new(self);
         loop {
@@ -97,12 +91,13 @@ impl Worker {
             tokio::select! {
                 () = stop.cancelled() => break,
                 () = wake.notified() => {}
+                // `None` (the listener stopped) disables this branch: the poll goes on.
+                Some(_) = changes.changed() => {}
                 () = tokio::time::sleep(settings.poll_interval) => {}
             }
         }
         deliveries.close();
         deliveries.wait().await;
-        let _ = listener.await;
     }
 
     /// Delivers the watch's pending changes in order until it is caught up, must wait for a
@@ -319,47 +314,6 @@ impl Attempt {
             error: delivery.error.clone(),
             retry_after,
             delivery,
-        }
-    }
-}
-
-/// Wakes the worker when calls change, on its own (never pooled) connection; the poll covers
-/// lost notifications and reconnects.
-async fn listen(store: Store, wake: Arc<Notify>, stop: CancellationToken) {
-    loop {
-        let listened = async {
-            let (client, mut messages) = store.connect_dedicated().await?;
-            let dispatch = async {
-                while let Some(message) = messages.next().await {
-                    if let AsyncMessage::Notification(_) = message? {
-                        wake.notify_one();
-                    }
-                }
-                Ok::<(), tokio_postgres::Error>(())
-            };
-            let subscribe = async {
-                client
-                    .batch_execute(&format!("LISTEN {CHANGES_CHANNEL}"))
-                    .await?;
-                wake.notify_one();
-                std::future::pending::<Result<(), tokio_postgres::Error>>().await
-            };
-            tokio::select! {
-                result = dispatch => result,
-                result = subscribe => result,
-            }
-        };
-        tokio::select! {
-            () = stop.cancelled() => return,
-            result = listened => {
-                if let Err(error) = result {
-                    tracing::debug!(%error, "webhook listener lost its connection");
-                }
-            }
-        }
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     }
 }

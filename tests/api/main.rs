@@ -22,6 +22,7 @@ mod hostile;
 mod list;
 mod logs;
 mod metrics;
+mod notifications;
 mod operations;
 mod overload;
 mod python_client;
