@@ -19,7 +19,8 @@
 //! - [`auth`]: API keys, stored as hashes, resolved to a tenant and admitted within its share.
 //! - [`fair_shares`]: per-tenant rate, in-flight and stream limits, so no tenant starves another.
 //! - [`tokens`]: opaque page and sync tokens: encrypted, bound to tenant and filters.
-//! - [`error`]: the one [`Error`] enum and its mapping to `tonic::Status`.
+//! - [`error`]: the one [`Error`] enum and its transport-free [`error::ErrorKind`]; each front
+//!   door maps it in one place (gRPC: `grpc/status.rs`).
 //! - [`telemetry`]: logs and metrics.
 
 pub mod app;

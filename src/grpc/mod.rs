@@ -1,5 +1,5 @@
 //! The gRPC surface: one file per concern, converting proto messages to domain types and
-//! domain errors to `Status` (through [`crate::Error`]). No SQL here.
+//! [`crate::Error`] to `Status` (in `status.rs`, the one mapping). No SQL here.
 
 mod call_page;
 mod calls;
@@ -13,6 +13,7 @@ mod listing;
 mod observed;
 mod page_budget;
 mod reflection;
+mod status;
 mod update_mask;
 mod watch;
 mod watch_convert;
