@@ -35,6 +35,7 @@ pub mod fair_shares;
 pub mod feed;
 pub mod grpc;
 pub mod pb;
+pub mod service;
 pub mod shutdown_signals;
 pub mod store;
 pub mod telemetry;

@@ -9,7 +9,6 @@ mod convert;
 mod field_limits;
 mod grpc_web;
 mod health;
-mod listing;
 mod observed;
 mod page_budget;
 mod reflection;
