@@ -176,3 +176,140 @@ fn sync_cursor_after_last_page(filters: &ListFilters, barrier: i64, seen: Vec<Po
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::NaiveDate;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::store::UnixMicros;
+
+    /// Counts what it is sent as if each call took `call_bytes`.
+    #[derive(Default)]
+    struct CountingSink {
+        call_bytes: usize,
+        sent: Vec<Position>,
+    }
+
+    impl CallPageSink for CountingSink {
+        type Page = Vec<Position>;
+
+        fn reserve(&mut self, _calls: usize) {}
+
+        fn push_call(&mut self, call: &CallView<'_>) {
+            self.sent.push(call.position);
+        }
+
+        fn encoded_len(&self) -> usize {
+            self.sent.len() * self.call_bytes
+        }
+
+        fn finish(self, _next_page_token: &str, _next_sync_token: &str) -> Vec<Position> {
+            self.sent
+        }
+    }
+
+    /// A call whose latest change is at `tx`, and which starts `tx` microseconds after 1970.
+    pub(super) fn call_at(tx: i64) -> CallView<'static> {
+        CallView {
+            id: Uuid::nil(),
+            button_id: "",
+            client_id: "",
+            caller_number: "",
+            called_number: "",
+            tracking_number: "",
+            start_local: NaiveDate::default().and_time(chrono::NaiveTime::MIN),
+            start_zone: "UTC",
+            start_time: UnixMicros(tx),
+            duration: Duration::ZERO,
+            status: None,
+            external_id: "",
+            call_type: None,
+            record_mime_type: "",
+            record_url: "",
+            version: 1,
+            create_time: UnixMicros(0),
+            update_time: UnixMicros(0),
+            delete_time: None,
+            position: Position { tx, seq: 0 },
+        }
+    }
+
+    fn calls(count: i64) -> impl ExactSizeIterator<Item = Result<CallView<'static>, Error>> {
+        (1..=count)
+            .map(|tx| Ok(call_at(tx)))
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    #[test]
+    fn a_page_stops_at_the_byte_budget_and_says_it_was_cut_short() {
+        let mut sink = CountingSink {
+            call_bytes: 300 * 1024,
+            ..CountingSink::default()
+        };
+        let filled = fill_page(&mut sink, calls(10), &ListFilters::default());
+        let filled = filled.expect("every row decodes");
+        assert!(filled.cut_short);
+        assert_eq!(sink.sent.len(), 4, "four calls pass 1 MiB");
+        let last_read = filled.last_read.map(|call| call.position.tx);
+        assert_eq!(last_read, Some(4));
+    }
+
+    #[test]
+    fn the_first_call_is_sent_whatever_its_size() {
+        let mut sink = CountingSink {
+            call_bytes: 2 * MAX_PAGE_BYTES,
+            ..CountingSink::default()
+        };
+        let filled = fill_page(&mut sink, calls(3), &ListFilters::default());
+        assert!(filled.expect("every row decodes").cut_short);
+        assert_eq!(sink.sent.len(), 1);
+    }
+
+    #[test]
+    fn changes_the_sync_token_holder_had_are_read_but_not_sent() {
+        let filters = ListFilters {
+            sync_from: Some(Cursor {
+                after: Position::default(),
+                seen: vec![Position { tx: 2, seq: 0 }],
+            }),
+            ..ListFilters::default()
+        };
+        let mut sink = CountingSink::default();
+        let filled = fill_page(&mut sink, calls(2), &filters).expect("every row decodes");
+        assert_eq!(sink.sent, [Position { tx: 1, seq: 0 }]);
+        assert!(!filled.cut_short);
+        let last_read = filled.last_read.map(|call| call.position.tx);
+        assert_eq!(
+            last_read,
+            Some(2),
+            "the next page starts after the unsent change"
+        );
+    }
+
+    #[test]
+    fn a_full_listing_hands_on_what_it_saw_above_its_barrier() {
+        let seen = vec![Position { tx: 12, seq: 0 }];
+        let cursor = sync_cursor_after_last_page(&ListFilters::default(), 10, seen.clone());
+        assert_eq!(cursor.after, Position::below_barrier(10));
+        assert_eq!(cursor.seen, seen);
+    }
+
+    #[test]
+    fn a_sync_listing_keeps_what_its_token_had_and_moves_to_its_barrier() {
+        let above = Position { tx: 12, seq: 0 };
+        let filters = ListFilters {
+            sync_from: Some(Cursor {
+                after: Position { tx: 5, seq: 1 },
+                seen: vec![above],
+            }),
+            ..ListFilters::default()
+        };
+        let cursor = sync_cursor_after_last_page(&filters, 10, Vec::new());
+        assert_eq!(cursor.after, Position::below_barrier(10));
+        assert_eq!(cursor.seen, [above]);
+    }
+}

@@ -159,3 +159,126 @@ fn watch_event(
     })
 }
 
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::domain::Position;
+
+    fn tenant() -> Tenant {
+        Tenant {
+            id: Uuid::new_v4(),
+            name: "tenant".to_owned(),
+            time_zone: chrono_tz::UTC,
+        }
+    }
+
+    fn sealer() -> TokenSealer {
+        TokenSealer::new(b"test key").expect("a key of any length is accepted")
+    }
+
+    fn refused_fields(result: Result<WatchPlan, Error>) -> Vec<String> {
+        match result {
+            Err(Error::InvalidArgument(violations)) => violations
+                .into_iter()
+                .map(|violation| violation.field)
+                .collect(),
+            other => panic!("expected INVALID_ARGUMENT, got {other:?}"),
+        }
+    }
+
+    fn token_at(sealer: &TokenSealer, tenant: &Tenant, tool_id: &str, search: &str) -> String {
+        SyncToken {
+            tenant_id: tenant.id,
+            tool_id: tool_id.to_owned(),
+            search_digits: search.to_owned(),
+            cursor: Cursor::at(Position { tx: 9, seq: 2 }),
+        }
+        .seal(sealer)
+        .expect("a sync token seals")
+    }
+
+    #[test]
+    fn without_a_token_a_stream_starts_now_or_with_the_initial_state() {
+        let (sealer, tenant) = (sealer(), tenant());
+        let start = |send_initial_state| {
+            let request = WatchCallsInput {
+                send_initial_state,
+                ..WatchCallsInput::default()
+            };
+            plan(&sealer, &tenant, &request).map(|plan| plan.start).ok()
+        };
+        assert_eq!(start(false), Some(StartFrom::Now));
+        assert_eq!(start(true), Some(StartFrom::InitialState));
+    }
+
+    #[test]
+    fn a_sync_token_and_the_initial_state_cannot_be_asked_together() {
+        let (sealer, tenant) = (sealer(), tenant());
+        let token = token_at(&sealer, &tenant, "", "");
+        let request = WatchCallsInput {
+            sync_token: &token,
+            send_initial_state: true,
+            ..WatchCallsInput::default()
+        };
+        let refused = refused_fields(plan(&sealer, &tenant, &request));
+        assert_eq!(refused, ["send_initial_state"]);
+    }
+
+    #[test]
+    fn a_sync_token_resumes_only_for_its_tenant_tool_and_search() {
+        let (sealer, tenant) = (sealer(), tenant());
+        let token = token_at(&sealer, &tenant, "tool-a", "555");
+        let request = |tool_id, search| WatchCallsInput {
+            tool_id,
+            search,
+            sync_token: &token,
+            send_initial_state: false,
+        };
+        let resumed = plan(&sealer, &tenant, &request("tool-a", "+555")).map(|plan| plan.start);
+        let expected = StartFrom::After(Cursor::at(Position { tx: 9, seq: 2 }));
+        assert_eq!(resumed.ok(), Some(expected));
+        for (tool_id, search) in [("tool-b", "555"), ("tool-a", ""), ("", "555")] {
+            let refused = refused_fields(plan(&sealer, &tenant, &request(tool_id, search)));
+            assert_eq!(
+                refused,
+                ["sync_token"],
+                "tool {tool_id:?}, search {search:?}"
+            );
+        }
+        let refused = refused_fields(plan(&sealer, &self::tenant(), &request("tool-a", "555")));
+        assert_eq!(refused, ["sync_token"], "another tenant");
+    }
+
+    #[test]
+    fn a_search_without_digits_is_refused() {
+        let request = WatchCallsInput {
+            search: "no digits",
+            ..WatchCallsInput::default()
+        };
+        assert_eq!(
+            refused_fields(plan(&sealer(), &tenant(), &request)),
+            ["search"]
+        );
+    }
+
+    #[test]
+    fn an_unreadable_change_ends_the_stream_with_a_token_that_resumes_before_it() {
+        let (sealer, tenant) = (sealer(), tenant());
+        let request = WatchCallsInput {
+            tool_id: "tool-a",
+            ..WatchCallsInput::default()
+        };
+        let plan = plan(&sealer, &tenant, &request).expect("a valid request");
+        let last_good = Cursor::at(Position { tx: 4, seq: 0 });
+        let event = FeedEvent::Unreadable(last_good.clone());
+        let Err(Error::ChangeUnreadable { sync_token }) =
+            watch_event(event, &sealer, &plan.token_template)
+        else {
+            panic!("an unreadable change ends the stream");
+        };
+        let reopened = SyncToken::open(&sealer, "sync_token", &sync_token, tenant.id, "tool-a", "");
+        assert_eq!(reopened.map(|token| token.cursor).ok(), Some(last_good));
+    }
+}

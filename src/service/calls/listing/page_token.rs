@@ -93,3 +93,65 @@ impl PageToken {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Cursor;
+
+    fn tenant() -> Tenant {
+        Tenant {
+            id: Uuid::new_v4(),
+            name: "tenant".to_owned(),
+            time_zone: chrono_tz::UTC,
+        }
+    }
+
+    fn filters_for_tool(tool_id: &str) -> ListFilters {
+        ListFilters {
+            tool_id: Some(tool_id.to_owned()),
+            ..ListFilters::default()
+        }
+    }
+
+    #[test]
+    fn a_sync_listing_pages_in_change_order_and_a_full_one_by_start_time() {
+        let call = super::super::tests::call_at(5);
+        let expected = PageKey::Newest {
+            start_time_micros: 5,
+            id: call.id,
+        };
+        assert_eq!(PageKey::after(&ListFilters::default(), &call), expected);
+        let sync = ListFilters {
+            sync_from: Some(Cursor::default()),
+            ..ListFilters::default()
+        };
+        let expected = PageKey::Changes(call.position);
+        assert_eq!(PageKey::after(&sync, &call), expected);
+    }
+
+    #[test]
+    fn a_page_token_opens_only_for_its_tenant_and_its_filters() {
+        let sealer = TokenSealer::new(b"test key").expect("a key of any length is accepted");
+        let (tenant, other_tenant) = (tenant(), tenant());
+        let filters = filters_for_tool("tool-a");
+        let token = PageToken {
+            barrier: 10,
+            seen: Vec::new(),
+            after: PageKey::Changes(Position { tx: 3, seq: 1 }),
+        };
+        let sealed = token
+            .seal(&sealer, &tenant, &filters)
+            .expect("a page token seals");
+        let opened = PageToken::open(&sealer, &tenant, &filters, &sealed);
+        assert_eq!(opened.ok().map(|token| token.after), Some(token.after));
+        let other_filters = filters_for_tool("tool-b");
+        for (tenant, filters) in [(&other_tenant, &filters), (&tenant, &other_filters)] {
+            let refused = PageToken::open(&sealer, tenant, filters, &sealed);
+            assert!(
+                matches!(&refused, Err(Error::InvalidArgument(violations))
+                    if violations[0].field == "page_token"),
+                "{refused:?}"
+            );
+        }
+    }
+}

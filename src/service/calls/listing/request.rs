@@ -147,3 +147,156 @@ fn page_size(requested: i32) -> Result<usize, Error> {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::error::FieldViolation;
+
+    fn tenant() -> Tenant {
+        Tenant {
+            id: Uuid::new_v4(),
+            name: "tenant".to_owned(),
+            time_zone: chrono_tz::UTC,
+        }
+    }
+
+    fn sealer() -> TokenSealer {
+        TokenSealer::new(b"test key").expect("a key of any length is accepted")
+    }
+
+    /// The fields a refusal names, in order.
+    fn refused_fields(result: Result<(ListFilters, usize), Error>) -> Vec<String> {
+        match result {
+            Err(Error::InvalidArgument(violations)) => violations
+                .into_iter()
+                .map(|FieldViolation { field, .. }| field)
+                .collect(),
+            other => panic!("expected INVALID_ARGUMENT, got {other:?}"),
+        }
+    }
+
+    fn sync_token(sealer: &TokenSealer, tenant: &Tenant, tool_id: &str) -> String {
+        SyncToken {
+            tenant_id: tenant.id,
+            tool_id: tool_id.to_owned(),
+            search_digits: String::new(),
+            cursor: Cursor::at(Position { tx: 7, seq: 1 }),
+        }
+        .seal(sealer)
+        .expect("a sync token seals")
+    }
+
+    #[test]
+    fn page_size_zero_takes_the_default_and_a_large_one_the_maximum() {
+        assert_eq!(page_size(0).ok(), Some(DEFAULT_PAGE_SIZE));
+        assert_eq!(page_size(20).ok(), Some(20));
+        assert_eq!(page_size(i32::MAX).ok(), Some(MAX_PAGE_SIZE));
+    }
+
+    #[test]
+    fn a_negative_page_size_is_refused() {
+        let request = ListCallsInput {
+            page_size: -1,
+            ..ListCallsInput::default()
+        };
+        let refused = refused_fields(validate(&sealer(), &tenant(), &request));
+        assert_eq!(refused, ["page_size"]);
+    }
+
+    #[test]
+    fn a_time_window_must_be_real_instants_with_its_end_after_its_start() {
+        let at = |seconds| Some(ClientInstant { seconds, nanos: 0 });
+        let backwards = ListCallsInput {
+            time_min: at(2_000),
+            time_max: at(1_000),
+            ..ListCallsInput::default()
+        };
+        assert_eq!(
+            refused_fields(validate(&sealer(), &tenant(), &backwards)),
+            ["time_max"]
+        );
+        let not_instants = ListCallsInput {
+            time_min: Some(ClientInstant {
+                seconds: 0,
+                nanos: -1,
+            }),
+            // 1 January 10000.
+            time_max: at(253_402_300_800),
+            ..ListCallsInput::default()
+        };
+        assert_eq!(
+            refused_fields(validate(&sealer(), &tenant(), &not_instants)),
+            ["time_min", "time_max"]
+        );
+    }
+
+    #[test]
+    fn a_search_without_digits_is_refused() {
+        let request = ListCallsInput {
+            search: "abc",
+            ..ListCallsInput::default()
+        };
+        assert_eq!(
+            refused_fields(validate(&sealer(), &tenant(), &request)),
+            ["search"]
+        );
+    }
+
+    #[test]
+    fn a_sync_token_cannot_be_combined_with_a_narrowing_filter() {
+        let (sealer, tenant) = (sealer(), tenant());
+        let token = sync_token(&sealer, &tenant, "");
+        let request = ListCallsInput {
+            sync_token: &token,
+            search: "555",
+            ..ListCallsInput::default()
+        };
+        assert_eq!(
+            refused_fields(validate(&sealer, &tenant, &request)),
+            ["sync_token"]
+        );
+    }
+
+    #[test]
+    fn a_sync_token_opens_only_for_its_tenant_and_tool() {
+        let (sealer, tenant) = (sealer(), tenant());
+        let token = sync_token(&sealer, &tenant, "tool-a");
+        let request = |tool_id| ListCallsInput {
+            sync_token: &token,
+            tool_id,
+            ..ListCallsInput::default()
+        };
+        let opened = validate(&sealer, &tenant, &request("tool-a"));
+        let sync_from = opened.ok().and_then(|(filters, _)| filters.sync_from);
+        assert_eq!(sync_from, Some(Cursor::at(Position { tx: 7, seq: 1 })));
+        assert_eq!(
+            refused_fields(validate(&sealer, &tenant, &request("tool-b"))),
+            ["sync_token"]
+        );
+        assert_eq!(
+            refused_fields(validate(&sealer, &self::tenant(), &request("tool-a"))),
+            ["sync_token"]
+        );
+    }
+
+    #[test]
+    fn only_a_list_no_window_or_search_narrowed_is_syncable() {
+        let by_tool = ListFilters {
+            tool_id: Some("tool-a".to_owned()),
+            ..ListFilters::default()
+        };
+        assert!(by_tool.is_syncable());
+        let searched = ListFilters {
+            search_digits: Some("555".to_owned()),
+            ..ListFilters::default()
+        };
+        assert!(!searched.is_syncable());
+        let windowed = ListFilters {
+            time_min_micros: Some(0),
+            ..ListFilters::default()
+        };
+        assert!(!windowed.is_syncable());
+    }
+}
