@@ -25,6 +25,7 @@ use crate::{
     pb::calls::v1::{
         call_service_server::CallServiceServer, watch_service_server::WatchServiceServer,
     },
+    service::calls::Calls,
     store::{self, Channel, Notifications, Store},
     tokens::TokenSealer,
     webhooks::{DeliverySettings, Timeouts, Webhooks},
@@ -127,13 +128,13 @@ impl Application {
             in_flight.clone(),
             settings.tenant_limits.tenant_max_watches,
         );
-        let api = CallApi::new(
+        let calls = Calls::new(
             store.clone(),
-            authenticator,
             sealer,
             feed.clone(),
-            in_flight,
+            authenticator.shares().clone(),
         );
+        let api = CallApi::new(calls, authenticator, in_flight);
         Ok(Application {
             settings,
             store,

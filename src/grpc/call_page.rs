@@ -17,6 +17,7 @@ use super::convert;
 use crate::{
     domain::write_date_time_text,
     pb::calls::v1 as pb,
+    service::calls::CallPageSink,
     store::{CallView, UnixMicros},
 };
 
@@ -108,6 +109,27 @@ impl PageEncoder {
         put_str(&mut self.page, 2, next_page_token);
         put_str(&mut self.page, 3, next_sync_token);
         EncodedPage { bytes: self.page }
+    }
+}
+
+/// The service's listing writes its pages here.
+impl CallPageSink for PageEncoder {
+    type Page = EncodedPage;
+
+    fn reserve(&mut self, calls: usize) {
+        *self = PageEncoder::with_capacity(calls);
+    }
+
+    fn push_call(&mut self, call: &CallView<'_>) {
+        PageEncoder::push_call(self, call);
+    }
+
+    fn encoded_len(&self) -> usize {
+        PageEncoder::encoded_len(self)
+    }
+
+    fn finish(self, next_page_token: &str, next_sync_token: &str) -> EncodedPage {
+        PageEncoder::finish(self, next_page_token, next_sync_token)
     }
 }
 

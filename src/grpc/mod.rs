@@ -1,5 +1,5 @@
 //! The gRPC surface: one file per concern, converting proto messages to domain types and
-//! domain errors to `Status` (through [`crate::Error`]). No SQL here.
+//! [`crate::Error`] to `Status` (in `status.rs`, the one mapping). No SQL here.
 
 mod call_page;
 mod calls;
@@ -9,10 +9,10 @@ mod convert;
 mod field_limits;
 mod grpc_web;
 mod health;
-mod listing;
 mod observed;
 mod page_budget;
 mod reflection;
+mod status;
 mod update_mask;
 mod watch;
 mod watch_convert;
