@@ -1,5 +1,5 @@
-//! Validated domain types: what a call is once its input has been checked, and the
-//! positions of changes in the change log.
+//! Validated domain types: what a call is once its input has been checked, the positions of
+//! changes in the change log, and watches as they are stored.
 //!
 //! Every constructor here takes the request's field path, so a rejection names the field.
 
@@ -7,8 +7,12 @@ mod call;
 mod phone;
 mod position;
 mod start;
+mod watch;
 
 pub use call::{Call, CallFields, CallRecord, CallStatus, CallType, MAX_DURATION};
 pub use phone::{digits_of, PhoneNumber};
 pub use position::{Cursor, Position};
 pub use start::{is_timestamp, parse_time_zone, write_date_time_text, CallStart};
+pub use watch::{
+    CryptoKey, Delivery, DeliveryOutcome, OAuth2Settings, Watch, WatchMethod, WatchSettings,
+};

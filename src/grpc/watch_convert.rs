@@ -5,11 +5,11 @@ use reqwest::header::{HeaderName, HeaderValue};
 
 use super::convert::timestamp;
 use crate::{
-    error::Violations,
-    pb::calls::v1 as pb,
-    store::{
+    domain::{
         CryptoKey, Delivery, DeliveryOutcome, OAuth2Settings, Watch, WatchMethod, WatchSettings,
     },
+    error::Violations,
+    pb::calls::v1 as pb,
     webhooks::{template::Template, Webhooks},
     Error,
 };

@@ -29,7 +29,8 @@ pub use sender::{Sender, SentRequest, Timeouts};
 pub use ssrf::{parse_allowed_cidrs, AddressGuard, AllowedCidrs};
 
 use crate::{
-    store::{stored_body, Delivery, DeliveryOutcome, Store, Watch},
+    domain::{Delivery, DeliveryOutcome, Watch},
+    store::{stored_body, Store},
     Error,
 };
 

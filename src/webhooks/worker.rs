@@ -13,11 +13,8 @@ use uuid::Uuid;
 
 use super::{payload, template::Template, Webhooks};
 use crate::{
-    domain::Position,
-    store::{
-        AttemptEffect, ChangeKind, ChangeRecord, Delivery, DeliveryOutcome, Store,
-        UnreadableChange, Watch, WatchMethod,
-    },
+    domain::{Delivery, DeliveryOutcome, Position, Watch, WatchMethod},
+    store::{AttemptEffect, ChangeKind, ChangeRecord, Store, UnreadableChange},
 };
 
 /// Changes read per query for one watch.
