@@ -24,6 +24,7 @@ use crate::{
     pb::calls::v1::{
         call_service_server::CallServiceServer, watch_service_server::WatchServiceServer,
     },
+    service::watches::Watches,
     store::{self, Store},
     tokens::TokenSealer,
     webhooks::{DeliverySettings, Timeouts, Webhooks},
@@ -106,13 +107,13 @@ impl Application {
         .await?;
         webhooks.start(&background, stop_background.clone());
         let in_flight = InFlightLimit::new(settings.max_in_flight);
-        let watch_api = WatchApi::new(
-            authenticator.clone(),
-            sealer.clone(),
+        let watches = Watches::new(
+            store.clone(),
             webhooks,
-            in_flight.clone(),
+            sealer.clone(),
             settings.tenant_limits.tenant_max_watches,
         );
+        let watch_api = WatchApi::new(authenticator.clone(), watches, in_flight.clone());
         let api = CallApi::new(
             store.clone(),
             authenticator,

@@ -11,6 +11,7 @@
 //! - [`cli`]: the operator commands (`migrate`, `tenant create`, `key create`, `key revoke`).
 //! - [`embedded_postgres`]: the PostgreSQL that `callsd serve` starts when no database is set.
 //! - [`grpc`]: one file per service; converts proto messages to domain types, no SQL.
+//! - [`service`]: the rules, one type per resource; domain in and out, no transport.
 //! - [`domain`]: validated call fields (phone numbers, local start times, time zones) and
 //!   change-log positions and cursors, below the store and the feed alike.
 //! - [`store`]: PostgreSQL access: pool, migrations, queries, SQLSTATE to [`Error`].
@@ -34,6 +35,7 @@ pub mod fair_shares;
 pub mod feed;
 pub mod grpc;
 pub mod pb;
+pub mod service;
 pub mod shutdown_signals;
 pub mod store;
 pub mod telemetry;
