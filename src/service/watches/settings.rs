@@ -57,6 +57,13 @@ pub async fn validated_settings(
     draft: WatchDraft,
     existing: Option<&WatchSettings>,
 ) -> Result<WatchSettings, Error> {
+    // Each readable key id with its place in the request, so a violation names the right one.
+    let key_ids: Vec<(usize, Uuid)> = draft
+        .crypto_key_ids
+        .iter()
+        .enumerate()
+        .filter_map(|(index, id)| Uuid::parse_str(id).ok().map(|id| (index, id)))
+        .collect();
     let mut violations = Violations::default();
     let settings =
         checked_settings(&mut violations, safeguards, tenant_id, draft, existing).await?;
@@ -65,7 +72,7 @@ pub async fn validated_settings(
         let known = store
             .crypto_key_secrets(tenant_id, &settings.crypto_key_ids)
             .await?;
-        for (index, id) in settings.crypto_key_ids.iter().enumerate() {
+        for (index, id) in &key_ids {
             if !known.iter().any(|(known, _)| known == id) {
                 violations.add(
                     format!("watch.signature.crypto_key_ids[{index}]"),
