@@ -97,6 +97,7 @@ impl Watches {
         if patch.is_empty() {
             return Err(Error::invalid("watch", "sets no field to update"));
         }
+        // Fields a watch does not have are reported alone: the client first says what it changes.
         std::mem::take(&mut patch.unknown_fields).finish(|| ())?;
         let draft = patch.apply_to(WatchDraft::from_stored(&current.settings));
         let settings = settings::validated_settings(
