@@ -263,6 +263,18 @@ impl Violations {
         }
     }
 
+    /// True when nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Records the violations `other` collected, after this one's.
+    pub fn extend(&mut self, other: Violations) {
+        for violation in other.0 {
+            self.add(violation.field, violation.description);
+        }
+    }
+
     /// `Ok(value)` when nothing was recorded, else the collected violations.
     pub fn finish<T>(self, value: impl FnOnce() -> T) -> Result<T, Error> {
         if self.0.is_empty() {

@@ -11,12 +11,12 @@
 //! - [`cli`]: the operator commands (`migrate`, `tenant create`, `key create`, `key revoke`).
 //! - [`embedded_postgres`]: the PostgreSQL that `callsd serve` starts when no database is set.
 //! - [`grpc`]: the gRPC front door: authenticates, converts proto messages to and from the
-//!   service's inputs and outputs, maps [`Error`] to `Status`; no SQL. The call RPCs hold no
-//!   rules; WatchService's (`grpc/watches.rs`) have yet to move to [`service`].
+//!   service's inputs and outputs, maps [`Error`] to `Status`; no SQL, no rules.
 //! - [`service`]: the rules, transport-free, one type per resource: [`service::calls::Calls`]
 //!   holds ListCalls' paging, page and sync tokens bound to tenant and filters, and the page
 //!   byte budget (`calls/listing.rs`), and WatchCalls' start and stream tokens
-//!   (`calls/watching.rs`).
+//!   (`calls/watching.rs`); [`service::watches::Watches`] the watch rules: address (SSRF) and
+//!   secret policy, signing keys, the delivery log and previews.
 //! - [`domain`]: validated call fields (phone numbers, local start times, time zones) and
 //!   change-log positions and cursors, below the store and the feed alike.
 //! - [`store`]: PostgreSQL access: pool, migrations, queries, SQLSTATE to [`Error`], and the

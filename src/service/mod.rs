@@ -3,3 +3,4 @@
 //! authenticate and map errors around it; nothing here knows tonic or HTTP.
 
 pub mod calls;
+pub mod watches;
