@@ -32,7 +32,7 @@ use tracing::Instrument;
 pub use call_page::EncodedPage;
 pub use calls::CallApi;
 pub use field_limits::{check_request, FieldLimit, FIELD_LIMITS};
-pub use grpc_web::{parse_allowed_origins, web_layers, AllowedOrigins, WebLayers};
+pub use grpc_web::{web_layers, WebLayers};
 pub use health::health_service;
 pub use observed::{observed, Observed, HEALTH_METHODS, REFLECTION_METHODS};
 pub use reflection::reflection_services;
