@@ -14,9 +14,9 @@ use std::{
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use uuid::Uuid;
 
 use crate::{
+    domain::TenantId,
     fair_shares::{FairShares, RequestSlot},
     store::{ApiKeyCreated, Store, Subscription, Tenant},
     Error,
@@ -27,7 +27,7 @@ const KEY_PREFIX: &str = "csk_";
 const MAX_CACHED_KEYS: usize = 10_000;
 
 /// Creates a key for `tenant_id` and stores its hash; the returned key is never stored.
-pub async fn create_api_key(store: &Store, tenant_id: Uuid) -> Result<ApiKeyCreated, Error> {
+pub async fn create_api_key(store: &Store, tenant_id: TenantId) -> Result<ApiKeyCreated, Error> {
     let mut secret = [0_u8; 32];
     rand::rng().fill_bytes(&mut secret);
     let key = format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(secret));

@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use crate::{
     auth,
     config::{KeyCommand, TenantCommand},
-    domain::parse_time_zone,
+    domain::{parse_time_zone, TenantId},
     store::{self, Store},
 };
 
@@ -54,7 +54,7 @@ pub async fn key(store: &Store, command: KeyCommand) -> anyhow::Result<()> {
     }
 }
 
-async fn print_new_key(store: &Store, tenant_id: uuid::Uuid) -> anyhow::Result<()> {
+async fn print_new_key(store: &Store, tenant_id: TenantId) -> anyhow::Result<()> {
     let created = auth::create_api_key(store, tenant_id).await?;
     eprintln!(
         "created API key {} (revoke with: callsd key revoke {}); it is shown only once:",

@@ -76,7 +76,7 @@ pub enum KeyCommand {
     /// Revoke an API key by its id; every replica stops accepting it at once.
     Revoke {
         /// The key id printed when the key was created.
-        key_id: uuid::Uuid,
+        key_id: crate::domain::ApiKeyId,
     },
 }
 

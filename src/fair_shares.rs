@@ -10,9 +10,8 @@ use std::{
 };
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use uuid::Uuid;
 
-use crate::{error::TenantLimit, Error};
+use crate::{domain::TenantId, error::TenantLimit, Error};
 
 /// Each tenant's share of the process.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,7 +38,7 @@ pub struct StreamSlot(#[allow(dead_code)] OwnedSemaphorePermit);
 #[derive(Clone)]
 pub struct FairShares {
     settings: Arc<FairShareSettings>,
-    tenants: Arc<Mutex<HashMap<Uuid, Arc<Share>>>>,
+    tenants: Arc<Mutex<HashMap<TenantId, Arc<Share>>>>,
 }
 
 struct Share {
@@ -63,7 +62,7 @@ impl FairShares {
     }
 
     /// Admits one request of `tenant_id`, or says how long to wait before trying again.
-    pub fn admit_request(&self, tenant_id: Uuid) -> Result<RequestSlot, Error> {
+    pub fn admit_request(&self, tenant_id: TenantId) -> Result<RequestSlot, Error> {
         let share = self.share(tenant_id);
         // The in-flight slot first: a request refused for it does not spend a token.
         let slot =
@@ -80,7 +79,7 @@ impl FairShares {
     }
 
     /// Admits one more open stream of `tenant_id`.
-    pub fn open_stream(&self, tenant_id: Uuid) -> Result<StreamSlot, Error> {
+    pub fn open_stream(&self, tenant_id: TenantId) -> Result<StreamSlot, Error> {
         self.share(tenant_id)
             .streams
             .clone()
@@ -113,7 +112,7 @@ impl FairShares {
         })
     }
 
-    fn share(&self, tenant_id: Uuid) -> Arc<Share> {
+    fn share(&self, tenant_id: TenantId) -> Arc<Share> {
         let mut tenants = lock(&self.tenants);
         tenants
             .entry(tenant_id)
@@ -162,7 +161,7 @@ mod tests {
     #[test]
     fn a_tenant_gets_its_burst_then_is_told_to_wait() {
         let shares = shares(1.0, 3, 100);
-        let tenant = Uuid::new_v4();
+        let tenant = TenantId::new_v7();
         for _ in 0..3 {
             assert_eq!(limit_of(shares.admit_request(tenant)), None);
         }
@@ -174,20 +173,20 @@ mod tests {
             other => panic!("expected a rate limit, got {other:?}"),
         }
         // Another tenant has a bucket of its own.
-        assert_eq!(limit_of(shares.admit_request(Uuid::new_v4())), None);
+        assert_eq!(limit_of(shares.admit_request(TenantId::new_v7())), None);
     }
 
     #[test]
     fn requests_in_flight_are_capped_per_tenant_until_one_ends() {
         let shares = shares(0.0, 1, 2);
-        let tenant = Uuid::new_v4();
+        let tenant = TenantId::new_v7();
         let first = shares.admit_request(tenant).unwrap();
         let _second = shares.admit_request(tenant).unwrap();
         assert_eq!(
             limit_of(shares.admit_request(tenant)),
             Some(TenantLimit::InFlight)
         );
-        assert_eq!(limit_of(shares.admit_request(Uuid::new_v4())), None);
+        assert_eq!(limit_of(shares.admit_request(TenantId::new_v7())), None);
         drop(first);
         assert_eq!(limit_of(shares.admit_request(tenant)), None);
     }
@@ -195,7 +194,7 @@ mod tests {
     #[test]
     fn open_streams_are_capped_per_tenant() {
         let shares = shares(0.0, 1, 2);
-        let tenant = Uuid::new_v4();
+        let tenant = TenantId::new_v7();
         let _streams = [
             shares.open_stream(tenant).unwrap(),
             shares.open_stream(tenant).unwrap(),

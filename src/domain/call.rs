@@ -3,9 +3,8 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
-use super::{CallStart, PhoneNumber};
+use super::{CallId, CallStart, PhoneNumber};
 
 /// The longest call we accept: anything longer is a client bug, not a phone call.
 pub const MAX_DURATION: Duration = Duration::from_secs(31 * 24 * 60 * 60);
@@ -71,7 +70,7 @@ impl CallFields {
 /// A stored call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Call {
-    pub id: Uuid,
+    pub id: CallId,
     pub fields: CallFields,
     /// The instant `fields.start` denotes.
     pub start_time: DateTime<Utc>,

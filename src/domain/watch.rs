@@ -5,9 +5,8 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
-use super::Position;
+use super::{CallId, CryptoKeyId, DeliveryId, Position, TenantId, WatchId};
 
 /// How a watch sends its requests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -48,15 +47,15 @@ pub struct WatchSettings {
     pub schema: String,
     pub oauth2: Option<OAuth2Settings>,
     pub signature_enabled: bool,
-    pub crypto_key_ids: Vec<Uuid>,
+    pub crypto_key_ids: Vec<CryptoKeyId>,
     pub add_previous_data: bool,
 }
 
 /// A stored watch with its delivery state.
 #[derive(Debug, Clone)]
 pub struct Watch {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
+    pub id: WatchId,
+    pub tenant_id: TenantId,
     pub settings: WatchSettings,
     pub disabled_reason: String,
     pub create_time: DateTime<Utc>,
@@ -73,7 +72,7 @@ pub struct Watch {
 /// A signing key, without its secret (which is shown once, when the key is created).
 #[derive(Debug, Clone)]
 pub struct CryptoKey {
-    pub id: Uuid,
+    pub id: CryptoKeyId,
     pub name: String,
     pub create_time: DateTime<Utc>,
 }
@@ -89,12 +88,12 @@ pub enum DeliveryOutcome {
 /// One attempt, as the log keeps it (request headers without credentials).
 #[derive(Debug, Clone)]
 pub struct Delivery {
-    pub id: Uuid,
-    pub watch_id: Uuid,
-    pub tenant_id: Uuid,
+    pub id: DeliveryId,
+    pub watch_id: WatchId,
+    pub tenant_id: TenantId,
     pub event_id: String,
     pub event_type: String,
-    pub call_id: Uuid,
+    pub call_id: CallId,
     pub position: Position,
     pub attempt: i32,
     pub attempt_time: DateTime<Utc>,

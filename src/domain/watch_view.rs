@@ -3,14 +3,13 @@
 //! front doors views, never a [`Watch`], so no front door can echo a (sealed) secret back.
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
-use super::{Watch, WatchMethod};
+use super::{CryptoKeyId, Watch, WatchId, WatchMethod};
 
 /// Everything a client may read of a watch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WatchView {
-    pub id: Uuid,
+    pub id: WatchId,
     pub name: String,
     pub address: String,
     pub method: WatchMethod,
@@ -21,7 +20,7 @@ pub struct WatchView {
     pub schema: String,
     pub oauth2: Option<OAuth2View>,
     pub signature_enabled: bool,
-    pub crypto_key_ids: Vec<Uuid>,
+    pub crypto_key_ids: Vec<CryptoKeyId>,
     pub add_previous_data: bool,
     /// Why the service disabled the watch; empty when it did not.
     pub disabled_reason: String,
@@ -91,15 +90,15 @@ impl From<&Watch> for WatchView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{OAuth2Settings, Position, WatchSettings};
+    use crate::domain::{OAuth2Settings, Position, TenantId, WatchSettings};
 
     const SEALED: &[u8] = b"sealed secret bytes";
 
     fn watch(basic_username: &str, oauth2: Option<OAuth2Settings>) -> Watch {
         let now = Utc::now();
         Watch {
-            id: Uuid::nil(),
-            tenant_id: Uuid::nil(),
+            id: WatchId::default(),
+            tenant_id: TenantId::default(),
             settings: WatchSettings {
                 name: "hook".into(),
                 address: "https://example.com/hook".into(),

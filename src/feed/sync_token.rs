@@ -1,9 +1,7 @@
 //! Sync tokens: a tenant's cursor in the change log, sealed for a client to hand back.
 
-use uuid::Uuid;
-
 use crate::{
-    domain::Cursor,
+    domain::{Cursor, TenantId},
     tokens::{self, TokenSealer},
     Error,
 };
@@ -15,7 +13,7 @@ const SYNC_TOKEN_KIND: &str = "sync";
 /// [`crate::tokens`]), checked when it is opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncToken {
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     pub tool_id: String,
     pub search_digits: String,
     pub cursor: Cursor,
@@ -32,7 +30,7 @@ impl SyncToken {
         sealer: &TokenSealer,
         field: &str,
         token: &str,
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         tool_id: &str,
         search_digits: &str,
     ) -> Result<Self, Error> {
@@ -68,7 +66,7 @@ mod tests {
         use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 
         let sealer = TokenSealer::new(b"key").unwrap();
-        let tenant = Uuid::new_v4();
+        let tenant = TenantId::new_v7();
         let first_format = URL_SAFE_NO_PAD.encode(br#"{"tenant_id":"x","cursor":{}}"#);
         let opened = SyncToken::open(&sealer, "sync_token", &first_format, tenant, "", "");
         assert_eq!(opened.unwrap().cursor, Cursor::default());

@@ -9,11 +9,10 @@ use tokio::{
     sync::{broadcast::error::RecvError, mpsc},
     time::Instant,
 };
-use uuid::Uuid;
 
 use super::{hub::BATCH_SIZE, Feed};
 use crate::{
-    domain::{Call, Cursor, Position},
+    domain::{Call, Cursor, Position, TenantId},
     store::{CallFilters, CallQuery, ChangeBatch, ChangeRecord, ListCursor},
     Error,
 };
@@ -82,7 +81,7 @@ impl Feed {
     /// `ShuttingDown` on shutdown, and quietly when the client goes away.
     pub async fn watch(
         &self,
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         filters: WatchFilters,
         start: StartFrom,
     ) -> Result<WatchStream, Error> {
@@ -110,7 +109,7 @@ impl Feed {
 
 struct Stream {
     feed: Feed,
-    tenant_id: Uuid,
+    tenant_id: TenantId,
     filters: WatchFilters,
     events: mpsc::Sender<Result<Box<FeedEvent>, Error>>,
 }

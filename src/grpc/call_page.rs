@@ -137,7 +137,7 @@ impl CallPageSink for PageEncoder {
 /// tombstone carries only its identity and deletion.
 fn encode_call(call: &CallView<'_>, buf: &mut Vec<u8>, text: &mut String) {
     let mut id = [0; uuid::fmt::Hyphenated::LENGTH];
-    put_str(buf, 1, call.id.hyphenated().encode_lower(&mut id));
+    put_str(buf, 1, call.id.as_uuid().hyphenated().encode_lower(&mut id));
     if let Some(delete_time) = call.delete_time {
         put_timestamp(buf, 14, call.update_time);
         put_etag(buf, call.version);
@@ -290,7 +290,7 @@ mod tests {
 
     fn full_call() -> CallView<'static> {
         CallView {
-            id: uuid::Uuid::now_v7(),
+            id: crate::domain::CallId::new_v7(),
             button_id: "button-7",
             client_id: "client «é»",
             caller_number: "+33 6 12 34 56 78",

@@ -8,8 +8,8 @@ use chrono_tz::Tz;
 
 use crate::{
     domain::{
-        is_timestamp, Call, CallFields, CallRecord, CallStart, CallStatus, CallType, PhoneNumber,
-        MAX_DURATION,
+        is_timestamp, Call, CallFields, CallId, CallRecord, CallStart, CallStatus, CallType,
+        PhoneNumber, MAX_DURATION,
     },
     error::Violations,
     pb::calls::v1 as pb,
@@ -281,9 +281,20 @@ pub fn client_instant(timestamp: &prost_types::Timestamp) -> ClientInstant {
 }
 
 /// Parses a call id; a malformed one cannot name any call.
-pub fn call_id(field: &str, id: &str) -> Result<uuid::Uuid, Error> {
+pub fn call_id(field: &str, id: &str) -> Result<CallId, Error> {
+    parse_id(field, id, "call")
+}
+
+/// Parses an id of the kind `Id` (named `what` in the error); a malformed id cannot name
+/// anything. Each kind has its own function, so the type is chosen where the field is read.
+pub(super) fn parse_id<Id: std::str::FromStr>(
+    field: &str,
+    id: &str,
+    what: &str,
+) -> Result<Id, Error> {
     if id.is_empty() {
         return Err(Error::invalid(field, "is required"));
     }
-    uuid::Uuid::parse_str(id).map_err(|_| Error::invalid(field, "is not a call id"))
+    id.parse()
+        .map_err(|_| Error::invalid(field, format!("is not a {what} id")))
 }

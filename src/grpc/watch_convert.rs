@@ -1,11 +1,11 @@
 //! Watch messages to domain drafts and back. The service validates drafts and seals their
 //! secrets; on the way out a watch shows only whether a secret is stored, never the secret.
 
-use super::convert::timestamp;
+use super::convert::{self, timestamp};
 use crate::{
     domain::{
-        BasicAuthDraft, CryptoKey, Delivery, DeliveryOutcome, OAuth2Draft, WatchDraft, WatchMethod,
-        WatchView,
+        BasicAuthDraft, CryptoKey, CryptoKeyId, Delivery, DeliveryId, DeliveryOutcome, OAuth2Draft,
+        WatchDraft, WatchId, WatchMethod, WatchView,
     },
     error::Violations,
     pb::calls::v1 as pb,
@@ -190,10 +190,16 @@ pub fn delivery_to_proto(delivery: &Delivery) -> pb::Delivery {
     }
 }
 
-/// Parses an id field; a malformed id cannot name anything.
-pub fn id(field: &str, id: &str, what: &str) -> Result<uuid::Uuid, Error> {
-    if id.is_empty() {
-        return Err(Error::invalid(field, "is required"));
-    }
-    uuid::Uuid::parse_str(id).map_err(|_| Error::invalid(field, format!("is not a {what} id")))
+/// Reads a watch id field; each kind of id has its reader, so a request's watch id cannot
+/// reach the service as a key or delivery id.
+pub fn watch_id(field: &str, id: &str) -> Result<WatchId, Error> {
+    convert::parse_id(field, id, "watch")
+}
+
+pub fn crypto_key_id(field: &str, id: &str) -> Result<CryptoKeyId, Error> {
+    convert::parse_id(field, id, "crypto key")
+}
+
+pub fn delivery_id(field: &str, id: &str) -> Result<DeliveryId, Error> {
+    convert::parse_id(field, id, "delivery")
 }

@@ -91,7 +91,7 @@ impl WatchService for WatchApi {
                     .authenticator
                     .admit(authorization(request.metadata()))
                     .await?;
-                let id = watch_convert::id("id", &request.get_ref().id, "watch")?;
+                let id = watch_convert::watch_id("id", &request.get_ref().id)?;
                 let watch = self.watches.get_watch(&tenant, id).await?;
                 Ok(pb::GetWatchResponse {
                     watch: Some(watch_to_proto(&watch)),
@@ -120,7 +120,7 @@ impl WatchService for WatchApi {
                     .watch
                     .as_ref()
                     .ok_or_else(|| Error::invalid("watch", "is required"))?;
-                let id = watch_convert::id("watch.id", &patch.id, "watch")?;
+                let id = watch_convert::watch_id("watch.id", &patch.id)?;
                 let patch = watch_mask::watch_patch(patch, request.update_mask.as_ref());
                 let watch = self.watches.update_watch(&tenant, id, patch).await?;
                 Ok(pb::UpdateWatchResponse {
@@ -145,7 +145,7 @@ impl WatchService for WatchApi {
                     .authenticator
                     .admit(authorization(request.metadata()))
                     .await?;
-                let id = watch_convert::id("id", &request.get_ref().id, "watch")?;
+                let id = watch_convert::watch_id("id", &request.get_ref().id)?;
                 self.watches.delete_watch(&tenant, id).await?;
                 Ok(pb::DeleteWatchResponse {})
             },
@@ -251,7 +251,7 @@ impl WatchService for WatchApi {
                     .authenticator
                     .admit(authorization(request.metadata()))
                     .await?;
-                let id = watch_convert::id("id", &request.get_ref().id, "crypto key")?;
+                let id = watch_convert::crypto_key_id("id", &request.get_ref().id)?;
                 self.watches.delete_crypto_key(&tenant, id).await?;
                 Ok(pb::DeleteCryptoKeyResponse {})
             },
@@ -274,7 +274,7 @@ impl WatchService for WatchApi {
                     .admit(authorization(request.metadata()))
                     .await?;
                 let request = request.get_ref();
-                let watch_id = watch_convert::id("watch_id", &request.watch_id, "watch")?;
+                let watch_id = watch_convert::watch_id("watch_id", &request.watch_id)?;
                 let page_request = PageRequest {
                     page_size: request.page_size,
                     page_token: request.page_token.clone(),
@@ -308,8 +308,7 @@ impl WatchService for WatchApi {
                     .authenticator
                     .admit(authorization(request.metadata()))
                     .await?;
-                let id =
-                    watch_convert::id("delivery_id", &request.get_ref().delivery_id, "delivery")?;
+                let id = watch_convert::delivery_id("delivery_id", &request.get_ref().delivery_id)?;
                 let resent = self.watches.retry_delivery(&tenant, id).await?;
                 Ok(pb::RetryDeliveryResponse {
                     delivery: Some(delivery_to_proto(&resent)),
@@ -336,13 +335,13 @@ impl WatchService for WatchApi {
                 let request = request.get_ref();
                 let watch_id = match request.watch_id.as_str() {
                     "" => None,
-                    watch_id => Some(watch_convert::id("watch_id", watch_id, "watch")?),
+                    watch_id => Some(watch_convert::watch_id("watch_id", watch_id)?),
                 };
                 let call = match &request.call {
                     None => None,
                     Some(call) => Some((
                         // Any id will do for a preview; a malformed one renders as the nil id.
-                        uuid::Uuid::parse_str(&call.id).unwrap_or_default(),
+                        call.id.parse().unwrap_or_default(),
                         convert::call_fields(call, tenant.time_zone)?,
                     )),
                 };

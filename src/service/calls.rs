@@ -5,13 +5,11 @@
 mod listing;
 mod watching;
 
-use uuid::Uuid;
-
 pub use listing::{CallPageSink, ClientInstant, ListCallsInput};
 pub use watching::{CallWatchEvent, WatchCallsInput};
 
 use crate::{
-    domain::{digits_of, Call, CallFields},
+    domain::{digits_of, Call, CallFields, CallId},
     error::Violations,
     fair_shares::FairShares,
     feed::Feed,
@@ -58,7 +56,7 @@ impl Calls {
     }
 
     /// One of the tenant's calls; tombstones included.
-    pub async fn get(&self, tenant: &Tenant, id: Uuid) -> Result<Call, Error> {
+    pub async fn get(&self, tenant: &Tenant, id: CallId) -> Result<Call, Error> {
         self.store.get_call(tenant.id, id).await
     }
 
@@ -68,7 +66,7 @@ impl Calls {
     pub async fn update(
         &self,
         tenant: &Tenant,
-        id: Uuid,
+        id: CallId,
         expected_etag: Option<&str>,
         change: impl Fn(&Call) -> Result<CallFields, Error>,
     ) -> Result<Call, Error> {
@@ -85,7 +83,7 @@ impl Calls {
     pub async fn delete(
         &self,
         tenant: &Tenant,
-        id: Uuid,
+        id: CallId,
         expected_etag: Option<&str>,
     ) -> Result<(), Error> {
         self.store.delete_call(tenant.id, id, expected_etag).await?;

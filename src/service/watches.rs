@@ -6,12 +6,13 @@
 mod pages;
 mod settings;
 
-use uuid::Uuid;
-
 pub use pages::{Page, PageRequest, MAX_PAGE_SIZE};
 
 use crate::{
-    domain::{Call, CallFields, CryptoKey, Delivery, WatchDraft, WatchPatch, WatchView},
+    domain::{
+        Call, CallFields, CallId, CryptoKey, CryptoKeyId, Delivery, DeliveryId, WatchDraft,
+        WatchId, WatchPatch, WatchView,
+    },
     store::{Store, Tenant},
     tokens::TokenSealer,
     webhooks::{payload, signing, template::Template, Webhooks},
@@ -45,11 +46,11 @@ pub struct CreatedCryptoKey {
 #[derive(Debug, Default)]
 pub struct PayloadPreview {
     /// The template of this watch; when `None`, `schema`.
-    pub watch_id: Option<Uuid>,
+    pub watch_id: Option<WatchId>,
     /// A template to try; empty means the default envelope.
     pub schema: String,
     /// The call to render, with the id the client gave (if any); `None` renders a sample call.
-    pub call: Option<(Uuid, CallFields)>,
+    pub call: Option<(CallId, CallFields)>,
 }
 
 impl Watches {
@@ -80,7 +81,7 @@ impl Watches {
         Ok(WatchView::from(&watch))
     }
 
-    pub async fn get_watch(&self, tenant: &Tenant, id: Uuid) -> Result<WatchView, Error> {
+    pub async fn get_watch(&self, tenant: &Tenant, id: WatchId) -> Result<WatchView, Error> {
         let watch = self.store.get_watch(tenant.id, id).await?;
         Ok(WatchView::from(&watch))
     }
@@ -90,7 +91,7 @@ impl Watches {
     pub async fn update_watch(
         &self,
         tenant: &Tenant,
-        id: Uuid,
+        id: WatchId,
         mut patch: WatchPatch,
     ) -> Result<WatchView, Error> {
         let current = self.store.get_watch(tenant.id, id).await?;
@@ -121,7 +122,7 @@ impl Watches {
         Ok(WatchView::from(&watch))
     }
 
-    pub async fn delete_watch(&self, tenant: &Tenant, id: Uuid) -> Result<(), Error> {
+    pub async fn delete_watch(&self, tenant: &Tenant, id: WatchId) -> Result<(), Error> {
         self.store.delete_watch(tenant.id, id).await?;
         tracing::info!(watch_id = %id, tenant = %tenant.name, "watch deleted");
         Ok(())
@@ -136,7 +137,7 @@ impl Watches {
         render: impl FnOnce(&[WatchView]) -> Vec<Item>,
     ) -> Result<Page<Item>, Error> {
         let limit = pages::page_size(request.page_size)?;
-        let after: Option<Uuid> =
+        let after: Option<WatchId> =
             pages::open_token(&self.sealer, WATCH_PAGE, &tenant.id, &request.page_token)?;
         let watches = self.store.list_watches(tenant.id, after, limit + 1).await?;
         let views: Vec<WatchView> = watches.iter().map(WatchView::from).collect();
@@ -168,7 +169,7 @@ impl Watches {
         self.store.list_crypto_keys(tenant.id).await
     }
 
-    pub async fn delete_crypto_key(&self, tenant: &Tenant, id: Uuid) -> Result<(), Error> {
+    pub async fn delete_crypto_key(&self, tenant: &Tenant, id: CryptoKeyId) -> Result<(), Error> {
         self.store.delete_crypto_key(tenant.id, id).await?;
         tracing::info!(key_id = %id, tenant = %tenant.name, "crypto key deleted");
         Ok(())
@@ -179,14 +180,14 @@ impl Watches {
     pub async fn list_deliveries<Item>(
         &self,
         tenant: &Tenant,
-        watch_id: Uuid,
+        watch_id: WatchId,
         request: &PageRequest,
         render: impl FnOnce(&[Delivery]) -> Vec<Item>,
     ) -> Result<Page<Item>, Error> {
         self.store.get_watch(tenant.id, watch_id).await?;
         let limit = pages::page_size(request.page_size)?;
         let binding = (tenant.id, watch_id);
-        let before: Option<Uuid> =
+        let before: Option<DeliveryId> =
             pages::open_token(&self.sealer, DELIVERY_PAGE, &binding, &request.page_token)?;
         let deliveries = self
             .store
@@ -201,7 +202,7 @@ impl Watches {
     pub async fn retry_delivery(
         &self,
         tenant: &Tenant,
-        delivery_id: Uuid,
+        delivery_id: DeliveryId,
     ) -> Result<Delivery, Error> {
         let delivery = self.store.get_delivery(tenant.id, delivery_id).await?;
         let watch = self.store.get_watch(tenant.id, delivery.watch_id).await?;

@@ -5,11 +5,10 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
 use tokio_postgres::types::{FromSql, Json, ToSql, Type};
-use uuid::Uuid;
 
 use crate::{
     domain::Position,
-    domain::{Call, CallFields, CallRecord, CallStart, CallStatus, CallType, PhoneNumber},
+    domain::{Call, CallFields, CallId, CallRecord, CallStart, CallStatus, CallType, PhoneNumber},
     Error,
 };
 
@@ -106,7 +105,7 @@ pub(super) static CALL_COLUMN_NULLS: std::sync::LazyLock<String> =
 /// the owned [`Call`] everything else works with.
 #[derive(Debug, Clone)]
 pub struct CallView<'a> {
-    pub id: Uuid,
+    pub id: CallId,
     pub button_id: &'a str,
     pub client_id: &'a str,
     pub caller_number: &'a str,
@@ -299,7 +298,7 @@ pub(super) fn decode_call_columns(row: &tokio_postgres::Row, first: usize) -> Re
 /// The object `to_jsonb` renders of a `calls` row, as the change log stores it.
 #[derive(Debug, Deserialize)]
 struct CallJson {
-    id: Uuid,
+    id: CallId,
     button_id: String,
     client_id: String,
     caller_number: String,

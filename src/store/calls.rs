@@ -6,7 +6,6 @@
 
 use chrono::{DateTime, Utc};
 use tokio_postgres::types::ToSql;
-use uuid::Uuid;
 
 use super::{
     call_rows::{decode_call_columns, CallView, WriteValues, CALL_COLUMNS, CALL_COLUMN_NULLS},
@@ -15,7 +14,7 @@ use super::{
 };
 use crate::{
     domain::Position,
-    domain::{Call, CallFields},
+    domain::{Call, CallFields, CallId, TenantId},
     Error,
 };
 
@@ -44,7 +43,7 @@ pub struct CallFilters {
 pub enum ListCursor {
     /// Live calls, newest start first, after this (start_time, id) key.
     Newest {
-        after: Option<(DateTime<Utc>, Uuid)>,
+        after: Option<(DateTime<Utc>, CallId)>,
     },
     /// Calls changed after this position (tombstones included), oldest change first.
     Changes { after: Position },
@@ -53,7 +52,7 @@ pub enum ListCursor {
 /// One page request.
 #[derive(Debug, Clone)]
 pub struct CallQuery {
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     pub filters: CallFilters,
     pub cursor: ListCursor,
     /// The feed barrier of the first page; `None` on a first page, which takes the current one.
@@ -92,7 +91,7 @@ impl Store {
     #[tracing::instrument(skip(self, fields))]
     pub async fn create_call(
         &self,
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         request_id: Option<&str>,
         fields: &CallFields,
     ) -> Result<Call, Error> {
@@ -114,7 +113,7 @@ impl Store {
             ))
             .await?;
         let values = WriteValues::new(fields)?;
-        let id = Uuid::now_v7();
+        let id = CallId::new_v7();
         let kind = ChangeKind::Created.code();
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![&id, &tenant_id, &request_id];
         params.extend(values.params());
@@ -135,7 +134,7 @@ impl Store {
     }
 
     #[tracing::instrument(skip(self))]
-    pub async fn get_call(&self, tenant_id: Uuid, id: Uuid) -> Result<Call, Error> {
+    pub async fn get_call(&self, tenant_id: TenantId, id: CallId) -> Result<Call, Error> {
         let client = self.client().await?;
         let statement = client
             .prepare_cached(&format!(
@@ -156,8 +155,8 @@ impl Store {
     #[tracing::instrument(skip(self, change))]
     pub async fn update_call(
         &self,
-        tenant_id: Uuid,
-        id: Uuid,
+        tenant_id: TenantId,
+        id: CallId,
         expected_etag: Option<&str>,
         change: impl Fn(&Call) -> Result<CallFields, Error>,
     ) -> Result<Call, Error> {
@@ -202,8 +201,8 @@ impl Store {
     #[tracing::instrument(skip(self))]
     pub async fn delete_call(
         &self,
-        tenant_id: Uuid,
-        id: Uuid,
+        tenant_id: TenantId,
+        id: CallId,
         expected_etag: Option<&str>,
     ) -> Result<Call, Error> {
         let client = self.client().await?;

@@ -3,11 +3,10 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use super::{call_rows::decode_call_json, Store};
 use crate::{
-    domain::Call,
+    domain::{Call, CallId, TenantId},
     domain::{Cursor, Position},
     Error,
 };
@@ -74,7 +73,7 @@ impl ChangeKind {
 #[derive(Debug, Clone)]
 pub struct ChangeRecord {
     pub position: Position,
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     pub kind: ChangeKind,
     pub call: Call,
     pub event_time: DateTime<Utc>,
@@ -86,8 +85,8 @@ pub struct ChangeRecord {
 #[derive(Debug, Clone)]
 pub struct UnreadableChange {
     pub position: Position,
-    pub tenant_id: Uuid,
-    pub call_id: Uuid,
+    pub tenant_id: TenantId,
+    pub call_id: CallId,
     pub reason: String,
 }
 
@@ -109,7 +108,7 @@ impl ChangeBatch {
     /// accepts (a stream skips the positions it already has).
     pub fn first_unreadable(
         &self,
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         wanted: impl Fn(Position) -> bool,
     ) -> Option<&UnreadableChange> {
         self.unreadable
@@ -135,7 +134,7 @@ impl Store {
     /// below the barrier (the oldest transaction still in flight), where the log is final.
     pub async fn read_changes(
         &self,
-        tenant_id: Option<Uuid>,
+        tenant_id: Option<TenantId>,
         after: Position,
         limit: usize,
     ) -> Result<ChangeBatch, Error> {
@@ -225,7 +224,7 @@ impl Store {
 
     /// "Now" for one tenant, exactly: below the barrier, plus the changes above it that have
     /// already committed.
-    pub async fn current_cursor(&self, tenant_id: Uuid) -> Result<Cursor, Error> {
+    pub async fn current_cursor(&self, tenant_id: TenantId) -> Result<Cursor, Error> {
         let client = self.client().await?;
         let statement = client
             .prepare_cached(&format!(

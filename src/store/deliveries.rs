@@ -16,7 +16,9 @@ use super::{
     Store,
 };
 use crate::{
-    domain::{Call, Delivery, DeliveryOutcome, Position, Watch},
+    domain::{
+        Call, CallId, Delivery, DeliveryId, DeliveryOutcome, Position, TenantId, Watch, WatchId,
+    },
     Error,
 };
 
@@ -118,7 +120,7 @@ impl Store {
     }
 
     /// Gives a lease back early (nothing more to send now, or shutting down).
-    pub async fn release_watch(&self, owner: Uuid, watch_id: Uuid) -> Result<(), Error> {
+    pub async fn release_watch(&self, owner: Uuid, watch_id: WatchId) -> Result<(), Error> {
         let client = self.client().await?;
         client
             .execute(
@@ -225,9 +227,9 @@ impl Store {
     #[tracing::instrument(skip(self))]
     pub async fn list_deliveries(
         &self,
-        tenant_id: Uuid,
-        watch_id: Uuid,
-        before: Option<Uuid>,
+        tenant_id: TenantId,
+        watch_id: WatchId,
+        before: Option<DeliveryId>,
         limit: usize,
     ) -> Result<Vec<Delivery>, Error> {
         let client = self.client().await?;
@@ -248,7 +250,11 @@ impl Store {
     }
 
     #[tracing::instrument(skip(self))]
-    pub async fn get_delivery(&self, tenant_id: Uuid, id: Uuid) -> Result<Delivery, Error> {
+    pub async fn get_delivery(
+        &self,
+        tenant_id: TenantId,
+        id: DeliveryId,
+    ) -> Result<Delivery, Error> {
         let client = self.client().await?;
         let statement = client
             .prepare_cached(&format!(
@@ -278,8 +284,8 @@ impl Store {
     /// The call as it was before the change at `position`, if the log still has it.
     pub async fn call_before(
         &self,
-        tenant_id: Uuid,
-        call_id: Uuid,
+        tenant_id: TenantId,
+        call_id: CallId,
         position: Position,
     ) -> Result<Option<Call>, Error> {
         let client = self.client().await?;

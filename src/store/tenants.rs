@@ -1,15 +1,17 @@
 //! Tenants and their API keys.
 
 use chrono_tz::Tz;
-use uuid::Uuid;
 
 use super::Store;
-use crate::{domain::parse_time_zone, Error};
+use crate::{
+    domain::{parse_time_zone, ApiKeyId, TenantId},
+    Error,
+};
 
 /// A tenant (the seed's "company") as requests see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenant {
-    pub id: Uuid,
+    pub id: TenantId,
     pub name: String,
     /// Used for calls whose start carries no time zone.
     pub time_zone: Tz,
@@ -17,7 +19,7 @@ pub struct Tenant {
 
 /// A key that was just created: the only moment its secret exists outside the client.
 pub struct ApiKeyCreated {
-    pub key_id: Uuid,
+    pub key_id: ApiKeyId,
     pub key: String,
 }
 
@@ -25,7 +27,7 @@ impl Store {
     #[tracing::instrument(skip(self))]
     pub async fn create_tenant(&self, name: &str, time_zone: Tz) -> Result<Tenant, Error> {
         let client = self.client().await?;
-        let id = Uuid::now_v7();
+        let id = TenantId::new_v7();
         let inserted = client
             .execute(
                 "INSERT INTO tenants (id, name, time_zone) VALUES ($1, $2, $3)
@@ -50,7 +52,7 @@ impl Store {
     #[tracing::instrument(skip(self))]
     pub async fn find_tenant(&self, name_or_id: &str) -> Result<Option<Tenant>, Error> {
         let client = self.client().await?;
-        let id = Uuid::parse_str(name_or_id).ok();
+        let id = name_or_id.parse::<TenantId>().ok();
         let row = client
             .query_opt(
                 "SELECT id, name, time_zone FROM tenants WHERE name = $1 OR id = $2",
@@ -62,9 +64,13 @@ impl Store {
 
     /// Stores the hash of a new key for `tenant_id`.
     #[tracing::instrument(skip(self, key_hash))]
-    pub async fn insert_api_key(&self, tenant_id: Uuid, key_hash: &[u8]) -> Result<Uuid, Error> {
+    pub async fn insert_api_key(
+        &self,
+        tenant_id: TenantId,
+        key_hash: &[u8],
+    ) -> Result<ApiKeyId, Error> {
         let client = self.client().await?;
-        let key_id = Uuid::now_v7();
+        let key_id = ApiKeyId::new_v7();
         client
             .execute(
                 "INSERT INTO api_keys (id, tenant_id, key_hash) VALUES ($1, $2, $3)",
@@ -77,7 +83,7 @@ impl Store {
     /// Revokes a key and tells every replica to forget cached keys; false when no live key
     /// has that id.
     #[tracing::instrument(skip(self))]
-    pub async fn revoke_api_key(&self, key_id: Uuid) -> Result<bool, Error> {
+    pub async fn revoke_api_key(&self, key_id: ApiKeyId) -> Result<bool, Error> {
         let client = self.client().await?;
         let revoked = client
             .execute(

@@ -4,11 +4,13 @@
 //! Secrets arrive here already sealed (see `webhooks::secrets`); the store never sees them plain.
 
 use serde_json::Value;
-use uuid::Uuid;
 
 use super::{changes::BARRIER_CTE, Store};
 use crate::{
-    domain::{CryptoKey, OAuth2Settings, Position, Watch, WatchMethod, WatchSettings},
+    domain::{
+        CryptoKey, CryptoKeyId, OAuth2Settings, Position, TenantId, Watch, WatchId, WatchMethod,
+        WatchSettings,
+    },
     error::TenantLimit,
     Error,
 };
@@ -122,7 +124,7 @@ impl Store {
     /// racing at the limit may both pass; the cap bounds work, it is not an exact quota.)
     pub async fn create_watch(
         &self,
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         settings: &WatchSettings,
         cursor: Position,
         max_watches: u32,
@@ -146,7 +148,7 @@ impl Store {
             .query_opt(
                 &statement,
                 &[
-                    &Uuid::now_v7(),
+                    &WatchId::new_v7(),
                     &tenant_id,
                     &settings.name,
                     &settings.address,
@@ -176,7 +178,7 @@ impl Store {
     }
 
     #[tracing::instrument(skip(self))]
-    pub async fn get_watch(&self, tenant_id: Uuid, id: Uuid) -> Result<Watch, Error> {
+    pub async fn get_watch(&self, tenant_id: TenantId, id: WatchId) -> Result<Watch, Error> {
         let client = self.client().await?;
         let statement = client
             .prepare_cached(&format!(
@@ -195,8 +197,8 @@ impl Store {
     #[tracing::instrument(skip(self, settings))]
     pub async fn update_watch(
         &self,
-        tenant_id: Uuid,
-        id: Uuid,
+        tenant_id: TenantId,
+        id: WatchId,
         settings: &WatchSettings,
         restart_at: Option<Position>,
     ) -> Result<Watch, Error> {
@@ -253,7 +255,7 @@ impl Store {
     }
 
     #[tracing::instrument(skip(self))]
-    pub async fn delete_watch(&self, tenant_id: Uuid, id: Uuid) -> Result<(), Error> {
+    pub async fn delete_watch(&self, tenant_id: TenantId, id: WatchId) -> Result<(), Error> {
         let client = self.client().await?;
         let deleted = client
             .execute(
@@ -271,8 +273,8 @@ impl Store {
     #[tracing::instrument(skip(self))]
     pub async fn list_watches(
         &self,
-        tenant_id: Uuid,
-        after: Option<Uuid>,
+        tenant_id: TenantId,
+        after: Option<WatchId>,
         limit: usize,
     ) -> Result<Vec<Watch>, Error> {
         let client = self.client().await?;
@@ -295,7 +297,7 @@ impl Store {
     #[tracing::instrument(skip(self, sealed_secret))]
     pub async fn create_crypto_key(
         &self,
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         name: &str,
         sealed_secret: &[u8],
     ) -> Result<CryptoKey, Error> {
@@ -304,7 +306,7 @@ impl Store {
             .query_one(
                 "INSERT INTO crypto_keys (id, tenant_id, name, secret) VALUES ($1, $2, $3, $4)
                  RETURNING id, name, create_time",
-                &[&Uuid::now_v7(), &tenant_id, &name, &sealed_secret],
+                &[&CryptoKeyId::new_v7(), &tenant_id, &name, &sealed_secret],
             )
             .await?;
         Ok(CryptoKey {
@@ -315,7 +317,7 @@ impl Store {
     }
 
     #[tracing::instrument(skip(self))]
-    pub async fn list_crypto_keys(&self, tenant_id: Uuid) -> Result<Vec<CryptoKey>, Error> {
+    pub async fn list_crypto_keys(&self, tenant_id: TenantId) -> Result<Vec<CryptoKey>, Error> {
         let client = self.client().await?;
         let rows = client
             .query(
@@ -334,7 +336,11 @@ impl Store {
     }
 
     #[tracing::instrument(skip(self))]
-    pub async fn delete_crypto_key(&self, tenant_id: Uuid, id: Uuid) -> Result<(), Error> {
+    pub async fn delete_crypto_key(
+        &self,
+        tenant_id: TenantId,
+        id: CryptoKeyId,
+    ) -> Result<(), Error> {
         let client = self.client().await?;
         let deleted = client
             .execute(
@@ -353,9 +359,9 @@ impl Store {
     /// The sealed secrets of the tenant's keys among `ids` (deleted keys are skipped).
     pub async fn crypto_key_secrets(
         &self,
-        tenant_id: Uuid,
-        ids: &[Uuid],
-    ) -> Result<Vec<(Uuid, Vec<u8>)>, Error> {
+        tenant_id: TenantId,
+        ids: &[CryptoKeyId],
+    ) -> Result<Vec<(CryptoKeyId, Vec<u8>)>, Error> {
         let client = self.client().await?;
         let statement = client
             .prepare_cached(

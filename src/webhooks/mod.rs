@@ -22,14 +22,13 @@ mod worker;
 use std::time::Duration;
 
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use uuid::Uuid;
 
 pub use secrets::{parse_secret_key, SecretBox, SecretKey};
 pub use sender::{Sender, SentRequest, Timeouts};
 pub use ssrf::{parse_allowed_cidrs, AddressGuard, AllowedCidrs};
 
 use crate::{
-    domain::{Delivery, DeliveryOutcome, Watch},
+    domain::{Delivery, DeliveryId, DeliveryOutcome, TenantId, Watch},
     store::{stored_body, Store, Subscription},
     Error,
 };
@@ -127,7 +126,7 @@ impl Webhooks {
 
     /// Seals a write-only secret of `tenant_id`'s watch for storage; bound to the tenant, so a
     /// sealed secret copied to another tenant's row does not open.
-    pub fn seal_secret(&self, tenant_id: Uuid, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+    pub fn seal_secret(&self, tenant_id: TenantId, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
         self.secrets.seal(tenant_id.as_bytes(), plaintext)
     }
 
@@ -168,7 +167,7 @@ impl Webhooks {
             DeliveryOutcome::Failed
         };
         let resent = Delivery {
-            id: Uuid::now_v7(),
+            id: DeliveryId::new_v7(),
             attempt: delivery.attempt + 1,
             attempt_time,
             request_headers: sent.headers,

@@ -9,10 +9,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use uuid::Uuid;
-
 use super::{secrets::SecretBox, ssrf::AddressGuard};
-use crate::domain::OAuth2Settings;
+use crate::domain::{OAuth2Settings, TenantId, WatchId};
 
 /// Tokens are renewed this long before the expiry the server announced.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(30);
@@ -31,7 +29,7 @@ struct CachedToken {
 /// Access tokens by watch id; cheap to clone.
 #[derive(Clone, Default)]
 pub struct TokenCache {
-    tokens: Arc<Mutex<HashMap<Uuid, CachedToken>>>,
+    tokens: Arc<Mutex<HashMap<WatchId, CachedToken>>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -47,8 +45,8 @@ impl TokenCache {
         client: &reqwest::Client,
         guard: &AddressGuard,
         secrets: &SecretBox,
-        tenant_id: Uuid,
-        watch_id: Uuid,
+        tenant_id: TenantId,
+        watch_id: WatchId,
         settings: &OAuth2Settings,
     ) -> Result<String, String> {
         let fingerprint = fingerprint(settings);
@@ -132,7 +130,7 @@ impl TokenCache {
     }
 
     /// Drops the cached token of `watch_id` (the receiver refused it).
-    pub fn forget(&self, watch_id: Uuid) {
+    pub fn forget(&self, watch_id: WatchId) {
         self.tokens
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

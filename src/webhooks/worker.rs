@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::{payload, template::Template, Webhooks};
 use crate::{
-    domain::{Delivery, DeliveryOutcome, Position, Watch, WatchMethod},
+    domain::{Delivery, DeliveryId, DeliveryOutcome, Position, Watch, WatchMethod},
     store::{AttemptEffect, ChangeKind, ChangeRecord, Subscription, UnreadableChange},
 };
 
@@ -217,7 +217,7 @@ impl Worker {
             .map_err(|error| format!("the watch's template is not valid: {error}"))
             .and_then(|template| payload::body(template.as_ref(), record, previous.as_ref()));
         let mut delivery = Delivery {
-            id: Uuid::now_v7(),
+            id: DeliveryId::new_v7(),
             watch_id: watch.id,
             tenant_id: watch.tenant_id,
             event_id: event_id.clone(),
@@ -276,7 +276,7 @@ impl Pending<'_> {
 /// it in ListDeliveries, and nothing is sent.
 fn unreadable_attempt(watch: &Watch, change: &UnreadableChange) -> Attempt {
     let delivery = Delivery {
-        id: Uuid::now_v7(),
+        id: DeliveryId::new_v7(),
         watch_id: watch.id,
         tenant_id: watch.tenant_id,
         event_id: payload::event_id(change.position),

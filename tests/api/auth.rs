@@ -46,7 +46,11 @@ async fn a_revoked_key_is_refused_at_once_despite_the_cache() {
             .unwrap()
             .get(0)
     };
-    assert!(app.store.revoke_api_key(key_id).await.unwrap());
+    assert!(app
+        .store
+        .revoke_api_key(callsd::domain::ApiKeyId::from(key_id))
+        .await
+        .unwrap());
 
     // The revocation reaches the server through NOTIFY, not through the 30 s cache expiry.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);

@@ -144,7 +144,7 @@ pub struct TestApp {
     pub database: tokio_postgres::Config,
     pub store: Store,
     pub key: String,
-    pub tenant_id: uuid::Uuid,
+    pub tenant_id: callsd::domain::TenantId,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -188,7 +188,7 @@ pub async fn spawn_app_on(settings: ServeSettings, database: &tokio_postgres::Co
         database: database.clone(),
         store,
         key: String::new(),
-        tenant_id: uuid::Uuid::nil(),
+        tenant_id: callsd::domain::TenantId::default(),
         stop: Some(stop),
         server: Some(server),
     }

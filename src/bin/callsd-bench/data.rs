@@ -2,21 +2,19 @@
 //! `create` workload (CreateCall requests), so both load the same shape of data.
 
 use chrono::{Duration as TimeDelta, LocalResult, NaiveDate, NaiveDateTime, TimeZone};
-use std::sync::LazyLock;
+use std::{str::FromStr, sync::LazyLock};
 
+use callsd::{domain::CallId, pb::calls::v1 as pb};
 use chrono_tz::Tz;
 use rand::{rngs::SmallRng, Rng, SeedableRng};
-use uuid::Uuid;
-
-use callsd::pb::calls::v1 as pb;
 
 /// Seeded calls get ids `01900000-0000-7000-8000-<n as 12 decimal digits>`, so a load
 /// generator and a pgbench script can both name call `n` without a lookup.
 pub const SEEDED_ID_PREFIX: &str = "01900000-0000-7000-8000-";
 
 /// The id of seeded call number `n` (1-based).
-pub fn seeded_id(n: u64) -> Uuid {
-    Uuid::parse_str(&format!("{SEEDED_ID_PREFIX}{n:012}")).expect("a well-formed uuid")
+pub fn seeded_id(n: u64) -> CallId {
+    CallId::from_str(&format!("{SEEDED_ID_PREFIX}{n:012}")).expect("a well-formed uuid")
 }
 
 /// Zones a tenant's calls start in, most of them in the first.

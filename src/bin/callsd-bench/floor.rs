@@ -28,9 +28,9 @@ use tonic::{
     transport::server::TcpIncoming,
     Request, Response, Status,
 };
-use uuid::Uuid;
 
 use callsd::{
+    domain::{CallId, TenantId},
     grpc::codec::SmallBufferCodec,
     pb::calls::v1 as pb,
     store::{self, PoolSettings, Store},
@@ -82,7 +82,11 @@ const GET_PATH: &str = "/calls.v1.CallService/GetCall";
 const LIST_PATH: &str = "/calls.v1.CallService/ListCalls";
 
 /// Serves the floor on `listen` until the process is stopped; prints `listening=ADDRESS`.
-pub async fn serve(database_url: &str, tenant_id: Uuid, listen: SocketAddr) -> anyhow::Result<()> {
+pub async fn serve(
+    database_url: &str,
+    tenant_id: TenantId,
+    listen: SocketAddr,
+) -> anyhow::Result<()> {
     let store = Store::new(store::connection_config(database_url, &POOL)?, &POOL)?;
     let listener = tokio::net::TcpListener::bind(listen).await?;
     println!("listening={}", listener.local_addr()?);
@@ -97,7 +101,7 @@ pub async fn serve(database_url: &str, tenant_id: Uuid, listen: SocketAddr) -> a
 #[derive(Clone)]
 struct Floor {
     store: Store,
-    tenant_id: Uuid,
+    tenant_id: TenantId,
 }
 
 impl NamedService for Floor {
@@ -144,7 +148,10 @@ impl UnaryService<pb::GetCallRequest> for GetFloor {
     fn call(&mut self, request: Request<pb::GetCallRequest>) -> Self::Future {
         let floor = self.0.clone();
         Box::pin(async move {
-            let id = Uuid::parse_str(&request.get_ref().id)
+            let id = request
+                .get_ref()
+                .id
+                .parse::<CallId>()
                 .map_err(|_| Status::invalid_argument("id is not a UUID"))?;
             let rows = floor.query(GET_SQL, &[&floor.tenant_id, &id]).await?;
             match rows.first() {

@@ -60,7 +60,7 @@ enum Command {
         database_url: String,
         /// The seeded tenant's id, which every request reads.
         #[arg(long)]
-        tenant_id: uuid::Uuid,
+        tenant_id: callsd::domain::TenantId,
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: std::net::SocketAddr,
     },

@@ -11,7 +11,7 @@ use tokio_postgres::{binary_copy::BinaryCopyInWriter, types::Type};
 
 use callsd::{
     auth,
-    domain::{CallFields, CallStart, PhoneNumber},
+    domain::{CallFields, CallStart, PhoneNumber, TenantId},
     store::{self, PoolSettings, Store},
 };
 
@@ -61,7 +61,7 @@ pub struct SeedOptions {
 }
 
 /// Creates the tenant and its key, loads the calls; returns (tenant id, key, elapsed).
-pub async fn seed(options: &SeedOptions) -> anyhow::Result<(uuid::Uuid, String, Duration)> {
+pub async fn seed(options: &SeedOptions) -> anyhow::Result<(TenantId, String, Duration)> {
     let settings = PoolSettings {
         max_size: 2,
         connect_timeout: Duration::from_secs(5),

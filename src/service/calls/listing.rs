@@ -181,10 +181,9 @@ mod tests {
     use std::time::Duration;
 
     use chrono::NaiveDate;
-    use uuid::Uuid;
 
     use super::*;
-    use crate::store::UnixMicros;
+    use crate::{domain::CallId, store::UnixMicros};
 
     /// Counts what it is sent as if each call took `call_bytes`.
     #[derive(Default)]
@@ -214,7 +213,7 @@ mod tests {
     /// A call whose latest change is at `tx`, and which starts `tx` microseconds after 1970.
     pub(super) fn call_at(tx: i64) -> CallView<'static> {
         CallView {
-            id: Uuid::nil(),
+            id: CallId::default(),
             button_id: "",
             client_id: "",
             caller_number: "",

@@ -161,14 +161,12 @@ fn watch_event(
 
 #[cfg(test)]
 mod tests {
-    use uuid::Uuid;
-
     use super::*;
-    use crate::domain::Position;
+    use crate::domain::{Position, TenantId};
 
     fn tenant() -> Tenant {
         Tenant {
-            id: Uuid::new_v4(),
+            id: TenantId::new_v7(),
             name: "tenant".to_owned(),
             time_zone: chrono_tz::UTC,
         }

@@ -4,10 +4,9 @@
 //! only for the destination it was given for.
 
 use reqwest::header::{HeaderName, HeaderValue};
-use uuid::Uuid;
 
 use crate::{
-    domain::{OAuth2Draft, OAuth2Settings, WatchDraft, WatchSettings},
+    domain::{CryptoKeyId, OAuth2Draft, OAuth2Settings, TenantId, WatchDraft, WatchSettings},
     error::Violations,
     store::Store,
     webhooks::{template::Template, Webhooks},
@@ -35,7 +34,7 @@ const CLIENT_CREDENTIALS_GRANT: &str = "client_credentials";
 pub(super) trait Safeguards {
     /// `Err` says, for the client to read, why a watch may not send to `address`.
     async fn check_address(&self, address: &str) -> Result<(), String>;
-    fn seal_secret(&self, tenant_id: Uuid, plaintext: &[u8]) -> Result<Vec<u8>, Error>;
+    fn seal_secret(&self, tenant_id: TenantId, plaintext: &[u8]) -> Result<Vec<u8>, Error>;
 }
 
 impl Safeguards for Webhooks {
@@ -43,7 +42,7 @@ impl Safeguards for Webhooks {
         Webhooks::check_address(self, address).await
     }
 
-    fn seal_secret(&self, tenant_id: Uuid, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+    fn seal_secret(&self, tenant_id: TenantId, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
         Webhooks::seal_secret(self, tenant_id, plaintext)
     }
 }
@@ -53,16 +52,16 @@ impl Safeguards for Webhooks {
 pub async fn validated_settings(
     safeguards: &impl Safeguards,
     store: &Store,
-    tenant_id: Uuid,
+    tenant_id: TenantId,
     draft: WatchDraft,
     existing: Option<&WatchSettings>,
 ) -> Result<WatchSettings, Error> {
     // Each readable key id with its place in the request, so a violation names the right one.
-    let key_ids: Vec<(usize, Uuid)> = draft
+    let key_ids: Vec<(usize, CryptoKeyId)> = draft
         .crypto_key_ids
         .iter()
         .enumerate()
-        .filter_map(|(index, id)| Uuid::parse_str(id).ok().map(|id| (index, id)))
+        .filter_map(|(index, id)| id.parse().ok().map(|id| (index, id)))
         .collect();
     let mut violations = Violations::default();
     let settings =
@@ -89,7 +88,7 @@ pub async fn validated_settings(
 async fn checked_settings(
     violations: &mut Violations,
     safeguards: &impl Safeguards,
-    tenant_id: Uuid,
+    tenant_id: TenantId,
     draft: WatchDraft,
     existing: Option<&WatchSettings>,
 ) -> Result<WatchSettings, Error> {
@@ -167,7 +166,7 @@ async fn checked_settings(
     };
     let mut key_ids = Vec::new();
     for (index, id) in crypto_key_ids.iter().enumerate() {
-        match Uuid::parse_str(id) {
+        match id.parse::<CryptoKeyId>() {
             Ok(id) => key_ids.push(id),
             Err(_) => violations.add(
                 format!("watch.signature.crypto_key_ids[{index}]"),
@@ -202,7 +201,7 @@ async fn checked_settings(
 
 async fn oauth2_settings(
     safeguards: &impl Safeguards,
-    tenant_id: Uuid,
+    tenant_id: TenantId,
     oauth2: OAuth2Draft,
     existing: Option<&OAuth2Settings>,
 ) -> Result<Option<OAuth2Settings>, Error> {
@@ -270,6 +269,8 @@ async fn oauth2_settings(
 
 #[cfg(test)]
 mod tests {
+    use uuid::Uuid;
+
     use super::*;
     use crate::{
         domain::BasicAuthDraft,
@@ -298,7 +299,7 @@ mod tests {
             self.guard.check_url(address).await.map(|_| ())
         }
 
-        fn seal_secret(&self, tenant_id: Uuid, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+        fn seal_secret(&self, tenant_id: TenantId, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
             self.secrets.seal(tenant_id.as_bytes(), plaintext)
         }
     }
@@ -341,8 +342,14 @@ mod tests {
     ) -> Result<WatchSettings, Vec<String>> {
         let safeguards = TestSafeguards::new().map_err(|error| vec![error])?;
         let mut violations = Violations::default();
-        let settings =
-            checked_settings(&mut violations, &safeguards, Uuid::nil(), draft, existing).await;
+        let settings = checked_settings(
+            &mut violations,
+            &safeguards,
+            TenantId::default(),
+            draft,
+            existing,
+        )
+        .await;
         match settings.and_then(|settings| violations.finish(|| settings)) {
             Ok(settings) => Ok(settings),
             Err(Error::InvalidArgument(violations)) => Err(violations

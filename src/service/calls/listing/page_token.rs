@@ -3,11 +3,10 @@
 
 use chrono::DateTime;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use super::request::ListFilters;
 use crate::{
-    domain::Position,
+    domain::{CallId, Position},
     store::{CallView, ListCursor, Tenant},
     tokens::TokenSealer,
     Error,
@@ -18,7 +17,7 @@ const PAGE_TOKEN_KIND: &str = "page";
 /// The sort key of the last call a page read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) enum PageKey {
-    Newest { start_time_micros: i64, id: Uuid },
+    Newest { start_time_micros: i64, id: CallId },
     Changes(Position),
 }
 
@@ -96,11 +95,11 @@ impl PageToken {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Cursor;
+    use crate::domain::{Cursor, TenantId};
 
     fn tenant() -> Tenant {
         Tenant {
-            id: Uuid::new_v4(),
+            id: TenantId::new_v7(),
             name: "tenant".to_owned(),
             time_zone: chrono_tz::UTC,
         }

@@ -149,14 +149,12 @@ fn page_size(requested: i32) -> Result<usize, Error> {
 
 #[cfg(test)]
 mod tests {
-    use uuid::Uuid;
-
     use super::*;
-    use crate::error::FieldViolation;
+    use crate::{domain::TenantId, error::FieldViolation};
 
     fn tenant() -> Tenant {
         Tenant {
-            id: Uuid::new_v4(),
+            id: TenantId::new_v7(),
             name: "tenant".to_owned(),
             time_zone: chrono_tz::UTC,
         }
