@@ -2,6 +2,8 @@
 //! tenant's id; listing ([`listing`]) and watching ([`watching`]) hold the rules of paging and
 //! sync tokens.
 
+#[cfg(test)]
+mod fixtures;
 mod listing;
 mod watching;
 

@@ -162,29 +162,10 @@ fn watch_event(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Position, TenantId};
-
-    fn tenant() -> Tenant {
-        Tenant {
-            id: TenantId::new_v7(),
-            name: "tenant".to_owned(),
-            time_zone: chrono_tz::UTC,
-        }
-    }
-
-    fn sealer() -> TokenSealer {
-        TokenSealer::new(b"test key").expect("a key of any length is accepted")
-    }
-
-    fn refused_fields(result: Result<WatchPlan, Error>) -> Vec<String> {
-        match result {
-            Err(Error::InvalidArgument(violations)) => violations
-                .into_iter()
-                .map(|violation| violation.field)
-                .collect(),
-            other => panic!("expected INVALID_ARGUMENT, got {other:?}"),
-        }
-    }
+    use crate::{
+        domain::Position,
+        service::calls::fixtures::{refused_fields, sealer, tenant},
+    };
 
     fn token_at(sealer: &TokenSealer, tenant: &Tenant, tool_id: &str, search: &str) -> String {
         SyncToken {

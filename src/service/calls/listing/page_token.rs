@@ -95,15 +95,8 @@ impl PageToken {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Cursor, TenantId};
-
-    fn tenant() -> Tenant {
-        Tenant {
-            id: TenantId::new_v7(),
-            name: "tenant".to_owned(),
-            time_zone: chrono_tz::UTC,
-        }
-    }
+    use crate::domain::Cursor;
+    use crate::service::calls::fixtures::tenant;
 
     fn filters_for_tool(tool_id: &str) -> ListFilters {
         ListFilters {

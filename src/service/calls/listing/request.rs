@@ -150,30 +150,7 @@ fn page_size(requested: i32) -> Result<usize, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{domain::TenantId, error::FieldViolation};
-
-    fn tenant() -> Tenant {
-        Tenant {
-            id: TenantId::new_v7(),
-            name: "tenant".to_owned(),
-            time_zone: chrono_tz::UTC,
-        }
-    }
-
-    fn sealer() -> TokenSealer {
-        TokenSealer::new(b"test key").expect("a key of any length is accepted")
-    }
-
-    /// The fields a refusal names, in order.
-    fn refused_fields(result: Result<(ListFilters, usize), Error>) -> Vec<String> {
-        match result {
-            Err(Error::InvalidArgument(violations)) => violations
-                .into_iter()
-                .map(|FieldViolation { field, .. }| field)
-                .collect(),
-            other => panic!("expected INVALID_ARGUMENT, got {other:?}"),
-        }
-    }
+    use crate::service::calls::fixtures::{refused_fields, sealer, tenant};
 
     fn sync_token(sealer: &TokenSealer, tenant: &Tenant, tool_id: &str) -> String {
         SyncToken {
