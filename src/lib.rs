@@ -1,8 +1,9 @@
 //! `callsd`: a call-history service. It stores phone-call records in PostgreSQL, serves them
 //! over gRPC and streams every change to the clients that follow them.
 //!
-//! Data flows one way: **proto → [`grpc`] → [`service`] → [`domain`] → [`store`]**, and
-//! changes flow out through [`feed`].
+//! Layers depend one way: **proto → [`grpc`] → [`service`] → [`store`]**, with [`domain`]
+//! beneath them all; [`feed`] and [`webhooks`] sit on the store and carry changes out. No
+//! module below [`app`] imports a front door.
 //!
 //! - [`config`]: every setting, as a flag with an environment variable and a default.
 //! - [`app`]: builds the server once for `main` and for the tests; health, reflection, shutdown.
@@ -13,12 +14,14 @@
 //! - [`grpc`]: the gRPC front door: authenticates, converts proto messages to and from the
 //!   service's inputs and outputs, maps [`Error`] to `Status`; no SQL, no rules.
 //! - [`service`]: the rules, transport-free, one type per resource: [`service::calls::Calls`]
-//!   holds ListCalls' paging, page and sync tokens bound to tenant and filters, and the page
-//!   byte budget (`calls/listing.rs`), and WatchCalls' start and stream tokens
+//!   holds ListCalls' paging and page and sync tokens bound to tenant and filters
+//!   (`calls/listing.rs`), and WatchCalls' start and stream tokens
 //!   (`calls/watching.rs`); [`service::watches::Watches`] the watch rules: address (SSRF) and
-//!   secret policy, signing keys, the delivery log and previews.
-//! - [`domain`]: validated call fields (phone numbers, local start times, time zones) and
-//!   change-log positions and cursors, below the store and the feed alike.
+//!   secret policy, signing keys, the delivery log and previews; [`service::page_budget`] the
+//!   byte budget every list answer keeps.
+//! - [`domain`]: validated call fields (phone numbers, local start times, time zones), watches
+//!   as written and as shown, one id type per kind of id, and change-log positions and
+//!   cursors, below the store and the feed alike.
 //! - [`store`]: PostgreSQL access: pool, migrations, queries, SQLSTATE to [`Error`], and the
 //!   process's one LISTEN connection, whose signals wake the feed, the auth cache and webhooks.
 //! - [`feed`]: sync tokens, the per-process hub, and the `WatchCalls` fan-out.

@@ -10,7 +10,6 @@ mod field_limits;
 mod grpc_web;
 mod health;
 mod observed;
-mod page_budget;
 mod reflection;
 mod status;
 mod update_mask;

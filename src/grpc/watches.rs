@@ -4,14 +4,17 @@
 use tonic::{Request, Response, Status};
 
 use super::{
-    authorization, convert, observe, page_budget,
+    authorization, convert, observe,
     watch_convert::{self, crypto_key_to_proto, delivery_to_proto, watch_to_proto},
     watch_mask, InFlightLimit,
 };
 use crate::{
     auth::Authenticator,
     pb::calls::v1::{self as pb, watch_service_server::WatchService},
-    service::watches::{PageRequest, PayloadPreview, Watches},
+    service::{
+        page_budget,
+        watches::{PageRequest, PayloadPreview, Watches},
+    },
     Error,
 };
 
@@ -36,13 +39,17 @@ impl WatchApi {
     }
 }
 
-/// `items` as proto messages, as many as fit in one answer (see [`page_budget`]).
+/// `items` as proto messages, as many as fit in one answer (see [`page_budget`]), each measured
+/// as an element of the answer's repeated field.
 fn page_of<Item, Message: prost::Message>(
     items: &[Item],
     to_proto: impl Fn(&Item) -> Message,
 ) -> Vec<Message> {
     let mut page: Vec<Message> = items.iter().map(to_proto).collect();
-    page.truncate(page_budget::items_that_fit(&page));
+    let sizes = page
+        .iter()
+        .map(|item| prost::encoding::message::encoded_len(1, item));
+    page.truncate(page_budget::items_that_fit(sizes));
     page
 }
 

@@ -3,4 +3,5 @@
 //! authenticate and map errors around it; nothing here knows tonic or HTTP.
 
 pub mod calls;
+pub mod page_budget;
 pub mod watches;

@@ -19,6 +19,7 @@ mod feed;
 mod first_run;
 mod grpcurl;
 mod hostile;
+mod layers;
 mod list;
 mod logs;
 mod metrics;

@@ -18,16 +18,12 @@ use super::Calls;
 use crate::{
     domain::{Cursor, Position},
     feed::SyncToken,
+    service::page_budget::MAX_PAGE_BYTES,
     store::{CallFilters, CallQuery, CallView, ListCursor, Tenant},
     Error,
 };
 use page_token::{PageKey, PageToken};
 use request::ListFilters;
-
-/// A page ends at this many encoded bytes even before `page_size` calls: a client's 4 MiB
-/// message limit must never refuse a page (1,000 calls with every field at its limit would
-/// take about 4.5 MiB).
-const MAX_PAGE_BYTES: usize = 1 << 20;
 
 /// Where a front door writes a page: the calls one by one as they are read, then the tokens.
 /// gRPC encodes protobuf bytes straight from each row; no [`crate::domain::Call`] is built.
