@@ -11,4 +11,4 @@ mod start;
 pub use call::{Call, CallFields, CallRecord, CallStatus, CallType, MAX_DURATION};
 pub use phone::{digits_of, PhoneNumber};
 pub use position::{Cursor, Position};
-pub use start::{is_timestamp, parse_time_zone, write_date_time_text, CallStart};
+pub use start::{is_timestamp, parse_time_zone, write_date_time_text, CallStart, DateTimeText};
