@@ -25,6 +25,7 @@ use crate::{
     pb::calls::v1::{
         call_service_server::CallServiceServer, watch_service_server::WatchServiceServer,
     },
+    service::{calls::Calls, watches::Watches},
     store::{self, Channel, Notifications, Store},
     tokens::TokenSealer,
     webhooks::{DeliverySettings, Timeouts, Webhooks},
@@ -120,20 +121,20 @@ impl Application {
             stop_background.clone(),
         );
         let in_flight = InFlightLimit::new(settings.max_in_flight);
-        let watch_api = WatchApi::new(
-            authenticator.clone(),
-            sealer.clone(),
+        let watches = Watches::new(
+            store.clone(),
             webhooks,
-            in_flight.clone(),
+            sealer.clone(),
             settings.tenant_limits.tenant_max_watches,
         );
-        let api = CallApi::new(
+        let watch_api = WatchApi::new(authenticator.clone(), watches, in_flight.clone());
+        let calls = Calls::new(
             store.clone(),
-            authenticator,
             sealer,
             feed.clone(),
-            in_flight,
+            authenticator.shares().clone(),
         );
+        let api = CallApi::new(calls, authenticator, in_flight);
         Ok(Application {
             settings,
             store,

@@ -7,8 +7,10 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::store::PoolSettings;
 
+mod allowed_origins;
 mod listen_address;
 
+pub use allowed_origins::{parse_allowed_origins, AllowedOrigins};
 pub use listen_address::parse_listen_address;
 
 /// The call-history service and its operator commands.
@@ -147,8 +149,8 @@ pub struct ServeSettings {
     /// for gRPC-Web and Connect), e.g. "https://app.example.com,http://localhost:5173"; "*"
     /// allows any. Empty (the default): no page may. Clients outside a browser (grpcurl,
     /// `buf curl`, gRPC libraries) need no origin.
-    #[arg(long, env = "CALLSD_CORS_ALLOWED_ORIGINS", default_value = "", value_parser = crate::grpc::parse_allowed_origins)]
-    pub cors_allowed_origins: crate::grpc::AllowedOrigins,
+    #[arg(long, env = "CALLSD_CORS_ALLOWED_ORIGINS", default_value = "", value_parser = parse_allowed_origins)]
+    pub cors_allowed_origins: AllowedOrigins,
 
     /// Address of the Prometheus /metrics endpoint, written like --listen; "off" disables it.
     // `std::option::Option` keeps clap from treating the flag as optional: "off" is the None.

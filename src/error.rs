@@ -1,16 +1,17 @@
-//! The one error type of the service, and the only place that turns it into a `tonic::Status`.
+//! The one error type of the service, with a transport-free [`ErrorKind`].
 //!
-//! Clients get a stable `ErrorInfo` reason to switch on and, for bad input, a `BadRequest`
-//! naming each bad field. Internal causes are logged here and never sent.
+//! Each front door maps an [`Error`] to its answer in one place (gRPC: `grpc/status.rs`) from
+//! what this module exposes: the kind, a stable reason clients can switch on, the bad fields
+//! cut to size, and when to retry. Internal causes are logged ([`Error::log_cause`]), never
+//! sent.
 
-use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, StatusExt};
+use std::time::Duration;
 
 /// The `ErrorInfo` domain of every error this service returns.
 pub const ERROR_DOMAIN: &str = "callsd";
-/// Violations a `BadRequest` carries; the rest are counted in a last one. With the caps below
-/// the whole error (message and details, as trailers) stays under 8 KiB, whatever the input.
-const MAX_REPORTED_VIOLATIONS: usize = 12;
+/// Violations an answer reports; the rest are counted in a last one. With the caps below the
+/// whole gRPC error (message and details, as trailers) stays under 8 KiB, whatever the input.
+pub const MAX_REPORTED_VIOLATIONS: usize = 12;
 /// Violations the message repeats; the details carry the rest.
 const MAX_VIOLATIONS_IN_MESSAGE: usize = 3;
 const MAX_FIELD_CHARS: usize = 128;
@@ -58,6 +59,27 @@ impl TenantLimit {
             TenantLimit::Watches => "this tenant has as many watches as it may; delete one first",
         }
     }
+}
+
+/// What kind of failure an [`Error`] is: all a front door needs to pick its status code
+/// (gRPC code, HTTP status) without knowing each variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request is wrong; the same request will fail again.
+    InvalidArgument,
+    NotFound,
+    /// The resource changed since the client read it (its etag no longer matches).
+    Conflict,
+    Unauthenticated,
+    /// The request cannot run in the current state (a sync token past the retained log).
+    FailedPrecondition,
+    /// The service cannot answer now; a retry later may succeed.
+    Unavailable,
+    /// The caller (or everyone) is past a limit; retry with backoff.
+    ResourceExhausted,
+    /// Stored data cannot be read back: retrying will not help.
+    DataLoss,
+    Internal,
 }
 
 /// Everything that can go wrong while serving a request.
@@ -123,18 +145,71 @@ impl Error {
         }
     }
 
-    fn code(&self) -> Code {
+    /// The kind of failure, for a front door's status code.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::InvalidArgument(_) => Code::InvalidArgument,
-            Error::NotFound { .. } => Code::NotFound,
-            Error::EtagMismatch { .. } => Code::Aborted,
-            Error::Unauthenticated => Code::Unauthenticated,
-            Error::SyncTokenExpired => Code::FailedPrecondition,
-            Error::DatabaseUnavailable(_) | Error::ShuttingDown => Code::Unavailable,
-            Error::Overloaded | Error::TenantLimited { .. } => Code::ResourceExhausted,
-            // Stored data the service cannot read back: retrying will not help.
-            Error::ChangeUnreadable { .. } => Code::DataLoss,
-            Error::Internal(_) => Code::Internal,
+            Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            Error::NotFound { .. } => ErrorKind::NotFound,
+            Error::EtagMismatch { .. } => ErrorKind::Conflict,
+            Error::Unauthenticated => ErrorKind::Unauthenticated,
+            Error::SyncTokenExpired => ErrorKind::FailedPrecondition,
+            Error::DatabaseUnavailable(_) | Error::ShuttingDown => ErrorKind::Unavailable,
+            Error::Overloaded | Error::TenantLimited { .. } => ErrorKind::ResourceExhausted,
+            Error::ChangeUnreadable { .. } => ErrorKind::DataLoss,
+            Error::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// The bad fields an answer reports, each cut to size, and a last `request` entry when
+    /// there were more than [`MAX_REPORTED_VIOLATIONS`]: one bounded list for every transport.
+    /// Empty unless the error is `InvalidArgument`.
+    pub fn reported_violations(&self) -> Vec<(&str, &str)> {
+        let Error::InvalidArgument(violations) = self else {
+            return Vec::new();
+        };
+        let mut reported: Vec<(&str, &str)> = violations
+            .iter()
+            .take(MAX_REPORTED_VIOLATIONS)
+            .map(|violation| {
+                (
+                    cut(&violation.field, MAX_FIELD_CHARS),
+                    cut(&violation.description, MAX_DESCRIPTION_CHARS),
+                )
+            })
+            .collect();
+        if violations.len() > MAX_REPORTED_VIOLATIONS {
+            reported.push(("request", "other fields are invalid too"));
+        }
+        reported
+    }
+
+    /// When a retry may succeed, if the error knows.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::TenantLimited { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// The sync token a client resumes from after this error, if it has one.
+    pub fn resume_sync_token(&self) -> Option<&str> {
+        match self {
+            Error::ChangeUnreadable { sync_token } => Some(sync_token),
+            _ => None,
+        }
+    }
+
+    /// Logs the cause of a server-side failure: front doors call this once as they answer,
+    /// since the answer itself never carries the cause.
+    pub fn log_cause(&self) {
+        match self {
+            Error::DatabaseUnavailable(cause) => {
+                tracing::warn!(error = %format!("{cause:#}"), "database unavailable")
+            }
+            Error::Internal(cause) => {
+                tracing::error!(error = %format!("{cause:#}"), "internal error")
+            }
+            _ => {}
         }
     }
 }
@@ -188,6 +263,18 @@ impl Violations {
         }
     }
 
+    /// True when nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Records the violations `other` collected, after this one's.
+    pub fn extend(&mut self, other: Violations) {
+        for violation in other.0 {
+            self.add(violation.field, violation.description);
+        }
+    }
+
     /// `Ok(value)` when nothing was recorded, else the collected violations.
     pub fn finish<T>(self, value: impl FnOnce() -> T) -> Result<T, Error> {
         if self.0.is_empty() {
@@ -225,45 +312,6 @@ fn cut(text: &str, max_chars: usize) -> &str {
     }
 }
 
-impl From<Error> for Status {
-    fn from(error: Error) -> Status {
-        match &error {
-            Error::DatabaseUnavailable(cause) => {
-                tracing::warn!(error = %format!("{cause:#}"), "database unavailable")
-            }
-            Error::Internal(cause) => {
-                tracing::error!(error = %format!("{cause:#}"), "internal error")
-            }
-            _ => {}
-        }
-        let mut details = ErrorDetails::new();
-        if let Error::InvalidArgument(violations) = &error {
-            for violation in violations.iter().take(MAX_REPORTED_VIOLATIONS) {
-                details.add_bad_request_violation(
-                    cut(&violation.field, MAX_FIELD_CHARS),
-                    cut(&violation.description, MAX_DESCRIPTION_CHARS),
-                );
-            }
-            if violations.len() > MAX_REPORTED_VIOLATIONS {
-                details.add_bad_request_violation("request", "other fields are invalid too");
-            }
-        }
-        if let Error::TenantLimited {
-            retry_after: Some(delay),
-            ..
-        } = &error
-        {
-            details.set_retry_info(Some(*delay));
-        }
-        let mut metadata = std::collections::HashMap::new();
-        if let Error::ChangeUnreadable { sync_token } = &error {
-            metadata.insert("sync_token".to_owned(), sync_token.clone());
-        }
-        details.set_error_info(error.reason(), ERROR_DOMAIN, metadata);
-        Status::with_error_details(error.code(), error.to_string(), details)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,22 +324,21 @@ mod tests {
     }
 
     #[test]
-    fn an_error_about_many_huge_fields_stays_under_8_kib() {
+    fn reported_violations_stop_at_the_cap_and_say_there_were_more() {
         let mut violations = Violations::default();
-        for index in 0..100_000 {
-            violations.add(
-                format!("field_{index}_{}", "f".repeat(1000)),
-                "d".repeat(10_000),
-            );
+        for index in 0..100 {
+            violations.add(format!("field_{index}"), "is wrong");
         }
-        let status = Status::from(violations.finish(|| ()).unwrap_err());
-        // Details travel base64-encoded in the trailers.
-        let size = status.message().len() + status.details().len().div_ceil(3) * 4;
-        assert!(size < 8 * 1024, "the error takes {size} bytes");
-        let bad_request = status.get_details_bad_request().expect("a BadRequest");
+        let error = violations.finish(|| ()).unwrap_err();
+        let reported = error.reported_violations();
+        assert_eq!(reported.len(), MAX_REPORTED_VIOLATIONS + 1);
+        assert_eq!(reported[0], ("field_0", "is wrong"));
         assert_eq!(
-            bad_request.field_violations.len(),
-            MAX_REPORTED_VIOLATIONS + 1
+            reported.last(),
+            Some(&("request", "other fields are invalid too"))
         );
+        assert!(Error::NotFound { resource: "call" }
+            .reported_violations()
+            .is_empty());
     }
 }

@@ -1,8 +1,8 @@
 //! `callsd`: a call-history service. It stores phone-call records in PostgreSQL, serves them
 //! over gRPC and streams every change to the clients that follow them.
 //!
-//! Data flows one way: **proto → [`grpc`] → [`domain`] → [`store`]**, and changes flow out
-//! through [`feed`].
+//! Data flows one way: **proto → [`grpc`] → [`service`] → [`domain`] → [`store`]**, and
+//! changes flow out through [`feed`].
 //!
 //! - [`config`]: every setting, as a flag with an environment variable and a default.
 //! - [`app`]: builds the server once for `main` and for the tests; health, reflection, shutdown.
@@ -10,7 +10,13 @@
 //! - [`shutdown_signals`]: SIGTERM and Ctrl-C: the first drains, a second stops at once.
 //! - [`cli`]: the operator commands (`migrate`, `tenant create`, `key create`, `key revoke`).
 //! - [`embedded_postgres`]: the PostgreSQL that `callsd serve` starts when no database is set.
-//! - [`grpc`]: one file per service; converts proto messages to domain types, no SQL.
+//! - [`grpc`]: the gRPC front door: authenticates, converts proto messages to and from the
+//!   service's inputs and outputs, maps [`Error`] to `Status`; no SQL, no rules.
+//! - [`service`]: the rules, transport-free, one type per resource: [`service::calls::Calls`]
+//!   holds ListCalls' paging, page and sync tokens bound to tenant and filters, and the page
+//!   byte budget (`calls/listing.rs`), and WatchCalls' start and stream tokens
+//!   (`calls/watching.rs`); [`service::watches::Watches`] the watch rules: address (SSRF) and
+//!   secret policy, signing keys, the delivery log and previews.
 //! - [`domain`]: validated call fields (phone numbers, local start times, time zones) and
 //!   change-log positions and cursors, below the store and the feed alike.
 //! - [`store`]: PostgreSQL access: pool, migrations, queries, SQLSTATE to [`Error`], and the
@@ -20,7 +26,8 @@
 //! - [`auth`]: API keys, stored as hashes, resolved to a tenant and admitted within its share.
 //! - [`fair_shares`]: per-tenant rate, in-flight and stream limits, so no tenant starves another.
 //! - [`tokens`]: opaque page and sync tokens: encrypted, bound to tenant and filters.
-//! - [`error`]: the one [`Error`] enum and its mapping to `tonic::Status`.
+//! - [`error`]: the one [`Error`] enum and its transport-free [`error::ErrorKind`]; each front
+//!   door maps it in one place (gRPC: `grpc/status.rs`).
 //! - [`telemetry`]: logs and metrics.
 
 pub mod app;
@@ -35,6 +42,7 @@ pub mod fair_shares;
 pub mod feed;
 pub mod grpc;
 pub mod pb;
+pub mod service;
 pub mod shutdown_signals;
 pub mod store;
 pub mod telemetry;

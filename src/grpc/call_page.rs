@@ -17,6 +17,7 @@ use super::convert;
 use crate::{
     domain::DateTimeText,
     pb::calls::v1 as pb,
+    service::calls::CallPageSink,
     store::{CallView, UnixMicros},
 };
 
@@ -131,6 +132,27 @@ impl PageEncoder {
 }
 
 const MAX_VARINT_BYTES: usize = 10;
+
+/// The service's listing writes its pages here.
+impl CallPageSink for PageEncoder {
+    type Page = EncodedPage;
+
+    fn reserve(&mut self, calls: usize) {
+        *self = PageEncoder::with_capacity(calls);
+    }
+
+    fn push_call(&mut self, call: &CallView<'_>) {
+        PageEncoder::push_call(self, call);
+    }
+
+    fn encoded_len(&self) -> usize {
+        PageEncoder::encoded_len(self)
+    }
+
+    fn finish(self, next_page_token: &str, next_sync_token: &str) -> EncodedPage {
+        PageEncoder::finish(self, next_page_token, next_sync_token)
+    }
+}
 
 /// The fields of `pb::Call` in tag order, as [`convert::call_to_proto`] fills them: a
 /// tombstone carries only its identity and deletion. Written into bytes the page makes room for

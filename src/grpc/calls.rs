@@ -1,4 +1,5 @@
-//! `calls.v1.CallService`: authenticate, convert, call the store, convert back.
+//! `calls.v1.CallService` over gRPC: authenticate, convert the request, call the
+//! [`Calls`] service, convert its answer. The rules live in [`crate::service::calls`].
 
 use std::{pin::Pin, time::Instant};
 
@@ -6,41 +7,30 @@ use futures::Stream;
 use tonic::{Request, Response, Status};
 
 use super::{
-    authorization, call_page::EncodedPage, convert, listing, observe, record_handled,
-    record_started, watch, InFlightLimit, CALL_SERVICE,
+    authorization,
+    call_page::{EncodedPage, PageEncoder},
+    convert, observe, record_handled, record_started, watch, InFlightLimit, CALL_SERVICE,
 };
 use crate::{
     auth::Authenticator,
-    feed::Feed,
     pb::calls::v1::{self as pb, call_service_server::CallService},
-    store::Store,
-    tokens::TokenSealer,
+    service::calls::{Calls, ListCallsInput, WatchCallsInput},
     Error,
 };
 
 /// Everything the call RPCs need; cheap to clone.
 #[derive(Clone)]
 pub struct CallApi {
-    pub(super) store: Store,
-    pub(super) authenticator: Authenticator,
-    pub(super) sealer: TokenSealer,
-    pub(super) feed: Feed,
+    calls: Calls,
+    authenticator: Authenticator,
     in_flight: InFlightLimit,
 }
 
 impl CallApi {
-    pub fn new(
-        store: Store,
-        authenticator: Authenticator,
-        sealer: TokenSealer,
-        feed: Feed,
-        in_flight: InFlightLimit,
-    ) -> Self {
+    pub fn new(calls: Calls, authenticator: Authenticator, in_flight: InFlightLimit) -> Self {
         CallApi {
-            store,
+            calls,
             authenticator,
-            sealer,
-            feed,
             in_flight,
         }
     }
@@ -72,11 +62,7 @@ impl CallService for CallApi {
                     .ok_or_else(|| Error::invalid("call", "is required"))?;
                 let fields = convert::call_fields(call, tenant.time_zone)?;
                 let request_id = Some(request.request_id.as_str()).filter(|id| !id.is_empty());
-                let call = self
-                    .store
-                    .create_call(tenant.id, request_id, &fields)
-                    .await?;
-                tracing::info!(call_id = %call.id, tenant = %tenant.name, "call created");
+                let call = self.calls.create(&tenant, request_id, &fields).await?;
                 Ok(pb::CreateCallResponse {
                     call: Some(convert::call_to_proto(call)),
                 })
@@ -100,7 +86,7 @@ impl CallService for CallApi {
                     .admit(authorization(request.metadata()))
                     .await?;
                 let id = convert::call_id("id", &request.get_ref().id)?;
-                let call = self.store.get_call(tenant.id, id).await?;
+                let call = self.calls.get(&tenant, id).await?;
                 Ok(pb::GetCallResponse {
                     call: Some(convert::call_to_proto(call)),
                 })
@@ -131,15 +117,16 @@ impl CallService for CallApi {
                 let id = convert::call_id("call.id", &patch.id)?;
                 let paths = super::update_mask::mask_paths(patch, request.update_mask.as_ref())?;
                 let expected_etag = (!patch.etag.is_empty()).then_some(patch.etag.as_str());
+                // The mask names proto fields: the patch is merged as a proto, then validated
+                // like a whole call.
                 let call = self
-                    .store
-                    .update_call(tenant.id, id, expected_etag, |current| {
+                    .calls
+                    .update(&tenant, id, expected_etag, |current| {
                         let mut merged = convert::call_to_proto(current.clone());
                         super::update_mask::apply(&mut merged, patch, &paths);
                         convert::call_fields(&merged, tenant.time_zone)
                     })
                     .await?;
-                tracing::info!(call_id = %call.id, tenant = %tenant.name, "call updated");
                 Ok(pb::UpdateCallResponse {
                     call: Some(convert::call_to_proto(call)),
                 })
@@ -165,8 +152,7 @@ impl CallService for CallApi {
                 let request = request.get_ref();
                 let id = convert::call_id("id", &request.id)?;
                 let expected_etag = (!request.etag.is_empty()).then_some(request.etag.as_str());
-                self.store.delete_call(tenant.id, id, expected_etag).await?;
-                tracing::info!(call_id = %id, tenant = %tenant.name, "call deleted");
+                self.calls.delete(&tenant, id, expected_etag).await?;
                 Ok(pb::DeleteCallResponse {})
             },
         )
@@ -187,7 +173,19 @@ impl CallService for CallApi {
                     .authenticator
                     .admit(authorization(request.metadata()))
                     .await?;
-                listing::list_calls(self, &tenant, request.get_ref()).await
+                let request = request.get_ref();
+                let input = ListCallsInput {
+                    page_size: request.page_size,
+                    page_token: &request.page_token,
+                    sync_token: &request.sync_token,
+                    time_min: request.time_min.as_ref().map(convert::client_instant),
+                    time_max: request.time_max.as_ref().map(convert::client_instant),
+                    tool_id: &request.tool_id,
+                    search: &request.search,
+                };
+                self.calls
+                    .list(&tenant, &input, PageEncoder::default())
+                    .await
             },
         )
         .await
@@ -210,7 +208,15 @@ impl CallService for CallApi {
                     .authenticator
                     .admit(authorization(request.metadata()))
                     .await?;
-                watch::open(self, &tenant, request.get_ref()).await
+                let request = request.get_ref();
+                let input = WatchCallsInput {
+                    tool_id: &request.tool_id,
+                    search: &request.search,
+                    sync_token: &request.sync_token,
+                    send_initial_state: request.send_initial_state,
+                };
+                let events = self.calls.watch(&tenant, &input).await?;
+                Ok::<_, Error>(watch::messages(events))
             }
             .await
             .map_err(Status::from),

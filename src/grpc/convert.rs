@@ -13,6 +13,7 @@ use crate::{
     },
     error::Violations,
     pb::calls::v1 as pb,
+    service::calls::ClientInstant,
     Error,
 };
 
@@ -271,13 +272,12 @@ pub fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
     }
 }
 
-/// A request timestamp, limited to years 1 to 9999 (what every store and client agrees on).
-pub fn instant(field: &str, timestamp: &prost_types::Timestamp) -> Result<DateTime<Utc>, Error> {
-    let nanos = u32::try_from(timestamp.nanos).ok();
-    nanos
-        .and_then(|nanos| DateTime::from_timestamp(timestamp.seconds, nanos))
-        .filter(|time| is_timestamp(*time))
-        .ok_or_else(|| Error::invalid(field, "must be a timestamp between years 1 and 9999"))
+/// A request timestamp for the service to check (it refuses what is not an instant it keeps).
+pub fn client_instant(timestamp: &prost_types::Timestamp) -> ClientInstant {
+    ClientInstant {
+        seconds: timestamp.seconds,
+        nanos: timestamp.nanos,
+    }
 }
 
 /// Parses a call id; a malformed one cannot name any call.

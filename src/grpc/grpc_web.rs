@@ -16,12 +16,13 @@ use std::{
 };
 
 use futures::future::Either;
-use http::{header, HeaderName, HeaderValue, Method, Request};
+use http::{header, HeaderName, Method, Request};
 use tonic_web::GrpcWebLayer;
 use tower::{layer::util::Stack, Layer, Service};
 use tower_http::cors::{AllowOrigin, Cors, CorsLayer};
 
 use super::connect::ConnectLayer;
+use crate::config::AllowedOrigins;
 
 /// How long a browser may reuse a preflight answer.
 const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
@@ -41,15 +42,6 @@ const ALLOWED_HEADERS: [&str; 8] = [
 
 /// Response headers a page may read: a failed call's status comes in headers, not trailers.
 const EXPOSED_HEADERS: [&str; 3] = ["grpc-status", "grpc-message", "grpc-status-details-bin"];
-
-/// The browser origins allowed to call the API (`CALLSD_CORS_ALLOWED_ORIGINS`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AllowedOrigins {
-    /// Exactly these origins, as a browser sends them (`https://app.example.com`); none if empty.
-    Listed(Vec<HeaderValue>),
-    /// Any origin (`*`).
-    Any,
-}
 
 /// The layers in front of every service; see the module header for their order.
 pub type WebLayers = Stack<GrpcWebLayer, Stack<ConnectLayer, BrowserCorsLayer>>;
@@ -124,79 +116,4 @@ fn cors_layer(origins: &AllowedOrigins) -> CorsLayer {
         .allow_headers(ALLOWED_HEADERS.map(HeaderName::from_static))
         .expose_headers(EXPOSED_HEADERS.map(HeaderName::from_static))
         .max_age(PREFLIGHT_MAX_AGE)
-}
-
-/// Parses a comma-separated list of origins (`scheme://host[:port]`), or `*`; empty is none.
-pub fn parse_allowed_origins(text: &str) -> Result<AllowedOrigins, String> {
-    let items: Vec<&str> = text
-        .split(',')
-        .map(str::trim)
-        .filter(|item| !item.is_empty())
-        .collect();
-    if items == ["*"] {
-        return Ok(AllowedOrigins::Any);
-    }
-    items
-        .into_iter()
-        .map(parse_origin)
-        .collect::<Result<_, _>>()
-        .map(AllowedOrigins::Listed)
-}
-
-fn parse_origin(text: &str) -> Result<HeaderValue, String> {
-    let explain = |problem: &str| {
-        format!("{text:?} is not an origin like https://app.example.com or http://localhost:5173: {problem}")
-    };
-    if text == "*" {
-        return Err(explain("\"*\" allows any origin and must stand alone"));
-    }
-    let url = url::Url::parse(text).map_err(|error| explain(&error.to_string()))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(explain("the scheme must be http or https"));
-    }
-    // A browser's Origin header has no path, not even "/": one written here would never match.
-    if text.ends_with('/') || url.path() != "/" || url.query().is_some() || url.fragment().is_some()
-    {
-        return Err(explain("write it without a path or a trailing slash"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(explain("an origin has no user name or password"));
-    }
-    HeaderValue::from_str(&url.origin().ascii_serialization())
-        .map_err(|error| explain(&error.to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn no_origin_is_allowed_by_default() {
-        assert_eq!(
-            parse_allowed_origins(""),
-            Ok(AllowedOrigins::Listed(vec![]))
-        );
-    }
-
-    #[test]
-    fn origins_are_read_as_browsers_send_them() {
-        assert_eq!(
-            parse_allowed_origins(" https://App.Example.com , http://localhost:5173"),
-            Ok(AllowedOrigins::Listed(vec![
-                HeaderValue::from_static("https://app.example.com"),
-                HeaderValue::from_static("http://localhost:5173"),
-            ]))
-        );
-        assert_eq!(parse_allowed_origins("*"), Ok(AllowedOrigins::Any));
-    }
-
-    #[test]
-    fn an_origin_with_a_path_or_another_scheme_is_refused_with_the_reason() {
-        let error = parse_allowed_origins("https://app.example.com/").unwrap_err();
-        assert!(error.contains("trailing slash"), "{error}");
-        assert!(parse_allowed_origins("https://app.example.com/ui").is_err());
-        assert!(parse_allowed_origins("ftp://app.example.com").is_err());
-        assert!(parse_allowed_origins("app.example.com").is_err());
-        assert!(parse_allowed_origins("*,https://app.example.com").is_err());
-    }
 }

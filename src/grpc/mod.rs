@@ -1,5 +1,5 @@
 //! The gRPC surface: one file per concern, converting proto messages to domain types and
-//! domain errors to `Status` (through [`crate::Error`]). No SQL here.
+//! [`crate::Error`] to `Status` (in `status.rs`, the one mapping). No SQL here.
 
 mod call_page;
 mod calls;
@@ -9,10 +9,10 @@ mod convert;
 mod field_limits;
 mod grpc_web;
 mod health;
-mod listing;
 mod observed;
 mod page_budget;
 mod reflection;
+mod status;
 mod update_mask;
 mod watch;
 mod watch_convert;
@@ -32,7 +32,7 @@ use tracing::Instrument;
 pub use call_page::EncodedPage;
 pub use calls::CallApi;
 pub use field_limits::{check_request, FieldLimit, FIELD_LIMITS};
-pub use grpc_web::{parse_allowed_origins, web_layers, AllowedOrigins, WebLayers};
+pub use grpc_web::{web_layers, WebLayers};
 pub use health::health_service;
 pub use observed::{observed, Observed, HEALTH_METHODS, REFLECTION_METHODS};
 pub use reflection::reflection_services;

@@ -1,4 +1,5 @@
-//! WatchCalls: validate the request, open a feed stream, turn its events into messages.
+//! WatchCalls over gRPC: the service's events as `WatchCallsResponse` messages, and the
+//! stream's end recorded in the RPC metrics.
 
 use std::{
     pin::Pin,
@@ -7,137 +8,64 @@ use std::{
 };
 
 use futures::{Stream, StreamExt};
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Status};
 
-use super::{calls::CallApi, convert, record_handled};
-use crate::{
-    domain::digits_of,
-    domain::Cursor,
-    error::Violations,
-    feed::{FeedEvent, StartFrom, SyncToken, WatchFilters},
-    pb::calls::v1 as pb,
-    store::{ChangeKind, Tenant},
-    Error,
-};
+use super::{convert, record_handled};
+use crate::{pb::calls::v1 as pb, service::calls::CallWatchEvent, store::ChangeKind, Error};
 
 type MessageStream = Pin<Box<dyn Stream<Item = Result<pb::WatchCallsResponse, Status>> + Send>>;
 
-/// Validates the request and starts the stream.
-pub async fn open(
-    api: &CallApi,
-    tenant: &Tenant,
-    request: &pb::WatchCallsRequest,
-) -> Result<MessageStream, Error> {
-    let mut violations = Violations::default();
-    let tool_id = Some(request.tool_id.clone()).filter(|tool_id| !tool_id.is_empty());
-    let search_digits = match request.search.as_str() {
-        "" => None,
-        search => {
-            let digits = digits_of(search);
-            if digits.is_empty() {
-                violations.add("search", "must contain digits: it matches phone numbers");
-            }
-            Some(digits)
-        }
-    };
-    let token_template = SyncToken {
-        tenant_id: tenant.id,
-        tool_id: tool_id.clone().unwrap_or_default(),
-        search_digits: search_digits.clone().unwrap_or_default(),
-        cursor: Cursor::default(),
-    };
-    let start = match (request.sync_token.as_str(), request.send_initial_state) {
-        ("", false) => Some(StartFrom::Now),
-        ("", true) => Some(StartFrom::InitialState),
-        (_, true) => {
-            violations.add(
-                "send_initial_state",
-                "cannot be combined with sync_token: a token resumes after the state it saw",
-            );
-            None
-        }
-        (token, false) => violations
-            .check(SyncToken::open(
-                &api.sealer,
-                "sync_token",
-                token,
-                tenant.id,
-                &token_template.tool_id,
-                &token_template.search_digits,
-            ))
-            .map(|token| StartFrom::After(token.cursor)),
-    };
-    let (filters, start) = violations.finish(|| {
-        let filters = WatchFilters {
-            tool_id,
-            search_digits,
-        };
-        (filters, start.unwrap_or(StartFrom::Now))
-    })?;
-    // Held for as long as the stream is open: it moves into the stream below.
-    let stream_slot = api.authenticator.shares().open_stream(tenant.id)?;
-    tracing::info!(tenant = %tenant.name, ?start, "watch stream opened");
-    let events = api.feed.watch(tenant.id, filters, start).await?;
-    let sealer = api.sealer.clone();
-    let messages = ReceiverStream::new(events).map(move |event| {
-        let _open = &stream_slot;
-        let token_for = |cursor| {
-            SyncToken {
-                cursor,
-                ..token_template.clone()
-            }
-            .seal(&sealer)
-        };
+/// The service's stream of events as gRPC messages; an error ends it with its `Status`.
+pub fn messages(
+    events: impl Stream<Item = Result<CallWatchEvent, Error>> + Send + 'static,
+) -> MessageStream {
+    Box::pin(events.map(|event| {
         event
-            .and_then(|event| call_event(*event, token_for))
-            .map(|event| pb::WatchCallsResponse { event: Some(event) })
+            .map(|event| pb::WatchCallsResponse {
+                event: Some(call_event(event)),
+            })
             .map_err(Status::from)
-    });
-    Ok(Box::pin(messages))
+    }))
 }
 
-fn call_event(
-    event: FeedEvent,
-    token_for: impl Fn(Cursor) -> Result<String, Error>,
-) -> Result<pb::CallEvent, Error> {
+fn call_event(event: CallWatchEvent) -> pb::CallEvent {
     use pb::CallEventType as Type;
     let now = convert::timestamp(chrono::Utc::now());
-    Ok(match event {
-        FeedEvent::Change(record, cursor) => pb::CallEvent {
-            r#type: match record.kind {
+    match event {
+        CallWatchEvent::Changed {
+            kind,
+            call,
+            event_time,
+            sync_token,
+        } => pb::CallEvent {
+            r#type: match kind {
                 ChangeKind::Created => Type::Created,
                 ChangeKind::Updated => Type::Updated,
                 ChangeKind::Deleted => Type::Deleted,
             } as i32,
-            call: Some(convert::call_to_proto(record.call)),
-            sync_token: token_for(cursor)?,
-            event_time: Some(convert::timestamp(record.event_time)),
+            call: Some(convert::call_to_proto(call)),
+            sync_token,
+            event_time: Some(convert::timestamp(event_time)),
         },
-        FeedEvent::Initial(call) => pb::CallEvent {
+        CallWatchEvent::Initial(call) => pb::CallEvent {
             r#type: Type::Initial as i32,
             call: Some(convert::call_to_proto(call)),
             sync_token: String::new(),
             event_time: Some(now),
         },
-        FeedEvent::InitialStateComplete(cursor) => pb::CallEvent {
+        CallWatchEvent::InitialStateComplete { sync_token } => pb::CallEvent {
             r#type: Type::InitialStateComplete as i32,
             call: None,
-            sync_token: token_for(cursor)?,
+            sync_token,
             event_time: Some(now),
         },
-        FeedEvent::Heartbeat(cursor) => pb::CallEvent {
+        CallWatchEvent::Heartbeat { sync_token } => pb::CallEvent {
             r#type: Type::Heartbeat as i32,
             call: None,
-            sync_token: token_for(cursor)?,
+            sync_token,
             event_time: Some(now),
         },
-        FeedEvent::Unreadable(cursor) => {
-            return Err(Error::ChangeUnreadable {
-                sync_token: token_for(cursor)?,
-            })
-        }
-    })
+    }
 }
 
 /// Wraps a stream so that its end (or the client leaving) is recorded in the RPC metrics.

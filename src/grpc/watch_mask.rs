@@ -1,12 +1,10 @@
-//! UpdateWatch's field mask: which fields of the request replace the stored ones.
+//! UpdateWatch's field mask: which fields of the request replace the stored ones, read into a
+//! domain [`WatchPatch`] (the service applies it).
 
 use prost_types::FieldMask;
 
-use crate::{
-    error::{quote, Violations},
-    pb::calls::v1 as pb,
-    Error,
-};
+use super::watch_convert;
+use crate::{domain::WatchPatch, error::quote, pb::calls::v1 as pb};
 
 /// The paths UpdateWatch accepts in its mask.
 const MASK_PATHS: &[&str] = &[
@@ -26,61 +24,58 @@ const MASK_PATHS: &[&str] = &[
     "add_previous_data",
 ];
 
-/// `current` with the fields of `patch` named by the mask (or, without one, set in `patch`).
-pub fn apply_mask(
-    current: &pb::Watch,
-    patch: &pb::Watch,
-    mask: Option<&FieldMask>,
-) -> Result<pb::Watch, Error> {
+/// The domain patch UpdateWatch's request asks for: the fields of `patch` named by the mask
+/// or, without one, those set in `patch`. Paths a watch does not have are its unknown fields.
+pub fn watch_patch(patch: &pb::Watch, mask: Option<&FieldMask>) -> WatchPatch {
     let paths: Vec<String> = match mask.map(|mask| mask.paths.as_slice()).unwrap_or_default() {
         [] => set_fields(patch),
         [only] if only == "*" => MASK_PATHS.iter().map(|path| (*path).to_owned()).collect(),
         paths => paths.to_vec(),
     };
-    if paths.is_empty() {
-        return Err(Error::invalid("watch", "sets no field to update"));
-    }
-    let mut violations = Violations::default();
-    let mut merged = current.clone();
+    let basic = patch.basic_auth.clone().unwrap_or_default();
+    let signature = patch.signature.clone().unwrap_or_default();
+    let mut domain_patch = WatchPatch::default();
     for path in &paths {
         match path.as_str() {
-            "name" => merged.name.clone_from(&patch.name),
-            "address" => merged.address.clone_from(&patch.address),
-            "basic_auth" => merged.basic_auth.clone_from(&patch.basic_auth),
-            "basic_auth.username" | "basic_auth.password" => {
-                let from = patch.basic_auth.clone().unwrap_or_default();
-                let into = merged.basic_auth.get_or_insert_with(Default::default);
-                if path == "basic_auth.username" {
-                    into.username = from.username;
-                } else {
-                    into.password = from.password;
-                }
+            "name" => domain_patch.name = Some(patch.name.clone()),
+            "address" => domain_patch.address = Some(patch.address.clone()),
+            "basic_auth" => {
+                domain_patch.basic_username = Some(basic.username.clone());
+                domain_patch.basic_password = Some(basic.password.clone());
             }
-            "http_request_headers" => merged
-                .http_request_headers
-                .clone_from(&patch.http_request_headers),
-            "schema" => merged.schema.clone_from(&patch.schema),
-            "method" => merged.method = patch.method,
-            "status" => merged.status = patch.status,
-            "oauth2_auth" => merged.oauth2_auth.clone_from(&patch.oauth2_auth),
-            "signature" => merged.signature.clone_from(&patch.signature),
-            "signature.enabled" | "signature.crypto_key_ids" => {
-                let from = patch.signature.clone().unwrap_or_default();
-                let into = merged.signature.get_or_insert_with(Default::default);
-                if path == "signature.enabled" {
-                    into.enabled = from.enabled;
-                } else {
-                    into.crypto_key_ids = from.crypto_key_ids;
-                }
+            "basic_auth.username" => domain_patch.basic_username = Some(basic.username.clone()),
+            "basic_auth.password" => domain_patch.basic_password = Some(basic.password.clone()),
+            "http_request_headers" => {
+                domain_patch.headers = Some(watch_convert::headers(&patch.http_request_headers));
             }
-            "add_previous_data" => merged.add_previous_data = patch.add_previous_data,
-            other => violations.add(
+            "schema" => domain_patch.schema = Some(patch.schema.clone()),
+            "method" => {
+                let method = watch_convert::method(patch.method, &mut domain_patch.unreadable);
+                domain_patch.method = Some(method);
+            }
+            "status" => {
+                let enabled = watch_convert::enabled(patch.status, &mut domain_patch.unreadable);
+                domain_patch.enabled = Some(enabled);
+            }
+            "oauth2_auth" => {
+                domain_patch.oauth2 = Some(watch_convert::oauth2_draft(patch.oauth2_auth.as_ref()));
+            }
+            "signature" => {
+                domain_patch.signature_enabled = Some(signature.enabled);
+                domain_patch.crypto_key_ids = Some(signature.crypto_key_ids.clone());
+            }
+            "signature.enabled" => domain_patch.signature_enabled = Some(signature.enabled),
+            "signature.crypto_key_ids" => {
+                domain_patch.crypto_key_ids = Some(signature.crypto_key_ids.clone());
+            }
+            "add_previous_data" => domain_patch.add_previous_data = Some(patch.add_previous_data),
+            other => domain_patch.unknown_fields.add(
                 "update_mask",
                 format!("{} is not a writable field of Watch", quote(other)),
             ),
         }
     }
-    violations.finish(|| merged)
+    domain_patch
 }
 
 fn set_fields(patch: &pb::Watch) -> Vec<String> {

@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
@@ -14,59 +13,28 @@ use super::{
     changes::BARRIER_CTE,
     stored_body,
     watches::{decode_watch, WATCH_COLUMNS},
-    Store, Watch,
+    Store,
 };
 use crate::{
-    domain::{Call, Position},
+    domain::{Call, Delivery, DeliveryOutcome, Position, Watch},
     Error,
 };
 
-/// What an attempt meant for its event. The codes are stored in `deliveries.outcome`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeliveryOutcome {
-    Succeeded,
-    Retrying,
-    Failed,
-}
-
-impl DeliveryOutcome {
-    fn code(self) -> i16 {
-        match self {
-            DeliveryOutcome::Succeeded => 1,
-            DeliveryOutcome::Retrying => 2,
-            DeliveryOutcome::Failed => 3,
-        }
-    }
-
-    fn from_code(code: i16) -> Self {
-        match code {
-            1 => DeliveryOutcome::Succeeded,
-            2 => DeliveryOutcome::Retrying,
-            _ => DeliveryOutcome::Failed,
-        }
+/// How an attempt's outcome is stored in `deliveries.outcome`.
+fn outcome_code(outcome: DeliveryOutcome) -> i16 {
+    match outcome {
+        DeliveryOutcome::Succeeded => 1,
+        DeliveryOutcome::Retrying => 2,
+        DeliveryOutcome::Failed => 3,
     }
 }
 
-/// One attempt, as the log keeps it (request headers without credentials).
-#[derive(Debug, Clone)]
-pub struct Delivery {
-    pub id: Uuid,
-    pub watch_id: Uuid,
-    pub tenant_id: Uuid,
-    pub event_id: String,
-    pub event_type: String,
-    pub call_id: Uuid,
-    pub position: Position,
-    pub attempt: i32,
-    pub attempt_time: DateTime<Utc>,
-    pub request_headers: Vec<(String, String)>,
-    pub request_body: String,
-    pub response_status: i32,
-    pub response_body: String,
-    pub error: String,
-    pub duration: Duration,
-    pub outcome: DeliveryOutcome,
-    pub manual: bool,
+fn outcome_from_code(code: i16) -> DeliveryOutcome {
+    match code {
+        1 => DeliveryOutcome::Succeeded,
+        2 => DeliveryOutcome::Retrying,
+        _ => DeliveryOutcome::Failed,
+    }
 }
 
 /// What a worker's attempt does to its watch.
@@ -104,7 +72,7 @@ fn decode_delivery(row: &tokio_postgres::Row) -> Result<Delivery, Error> {
         response_body: row.get(13),
         error: row.get(14),
         duration: Duration::from_micros(u64::try_from(row.get::<_, i64>(15)).unwrap_or(0)),
-        outcome: DeliveryOutcome::from_code(row.get(16)),
+        outcome: outcome_from_code(row.get(16)),
         manual: row.get(17),
     })
 }
@@ -348,7 +316,7 @@ impl DeliveryValues {
             request_body: stored_body::cut(&delivery.request_body),
             response_body: stored_body::cut(&delivery.response_body),
             duration_micros: i64::try_from(delivery.duration.as_micros()).unwrap_or(i64::MAX),
-            outcome: delivery.outcome.code(),
+            outcome: outcome_code(delivery.outcome),
         }
     }
 

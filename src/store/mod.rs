@@ -32,12 +32,11 @@ pub use call_rows::{CallView, UnixMicros};
 pub use calls::{CallFilters, CallPage, CallQuery, ListCursor};
 pub use changes::{ChangeBatch, ChangeKind, ChangeRecord, UnreadableChange};
 pub use connect_error::server_address;
-pub use deliveries::{AttemptEffect, Delivery, DeliveryOutcome};
+pub use deliveries::AttemptEffect;
 pub use errors::database_error;
 pub use migrate::migrate;
 pub use notifications::{Channel, Notifications, Subscription, Wake, LISTENER_APPLICATION_NAME};
 pub use tenants::{ApiKeyCreated, Tenant};
-pub use watches::{CryptoKey, OAuth2Settings, Watch, WatchMethod, WatchSettings};
 
 use crate::Error;
 use pool::{Pool, PooledClient, VerifyingManager};

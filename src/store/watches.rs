@@ -3,89 +3,33 @@
 //!
 //! Secrets arrive here already sealed (see `webhooks::secrets`); the store never sees them plain.
 
-use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::{changes::BARRIER_CTE, Store};
-use crate::{domain::Position, error::TenantLimit, Error};
+use crate::{
+    domain::{CryptoKey, OAuth2Settings, Position, Watch, WatchMethod, WatchSettings},
+    error::TenantLimit,
+    Error,
+};
 
-/// How a watch sends its requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WatchMethod {
-    Post,
-    Put,
-    Patch,
-    Delete,
-}
-
-impl WatchMethod {
-    fn code(self) -> i16 {
-        match self {
-            WatchMethod::Post => 1,
-            WatchMethod::Put => 2,
-            WatchMethod::Patch => 3,
-            WatchMethod::Delete => 4,
-        }
-    }
-
-    fn from_code(code: i16) -> Self {
-        match code {
-            2 => WatchMethod::Put,
-            3 => WatchMethod::Patch,
-            4 => WatchMethod::Delete,
-            _ => WatchMethod::Post,
-        }
+/// How a watch's method is stored in `watches.method`.
+fn method_code(method: WatchMethod) -> i16 {
+    match method {
+        WatchMethod::Post => 1,
+        WatchMethod::Put => 2,
+        WatchMethod::Patch => 3,
+        WatchMethod::Delete => 4,
     }
 }
 
-/// OAuth2 settings of a watch; the two secrets are sealed.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub struct OAuth2Settings {
-    pub grant_type: String,
-    pub client_id: String,
-    pub auth_url: String,
-    pub access_token_url: String,
-    pub scope: String,
-    #[serde(skip)]
-    pub client_secret: Option<Vec<u8>>,
-    #[serde(skip)]
-    pub refresh_token: Option<Vec<u8>>,
-}
-
-/// Everything a client writes on a watch, validated; secrets sealed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WatchSettings {
-    pub name: String,
-    pub address: String,
-    pub method: WatchMethod,
-    pub enabled: bool,
-    pub basic_username: String,
-    pub basic_password: Option<Vec<u8>>,
-    pub headers: Vec<(String, String)>,
-    pub schema: String,
-    pub oauth2: Option<OAuth2Settings>,
-    pub signature_enabled: bool,
-    pub crypto_key_ids: Vec<Uuid>,
-    pub add_previous_data: bool,
-}
-
-/// A stored watch with its delivery state.
-#[derive(Debug, Clone)]
-pub struct Watch {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub settings: WatchSettings,
-    pub disabled_reason: String,
-    pub create_time: DateTime<Utc>,
-    pub update_time: DateTime<Utc>,
-    /// Every change at or below this position is final for this watch.
-    pub cursor: Position,
-    /// Attempts already made for the change after the cursor.
-    pub attempts: i32,
-    pub last_success_time: Option<DateTime<Utc>>,
-    pub last_failure_time: Option<DateTime<Utc>>,
-    pub consecutive_failures: i32,
+fn method_from_code(code: i16) -> WatchMethod {
+    match code {
+        2 => WatchMethod::Put,
+        3 => WatchMethod::Patch,
+        4 => WatchMethod::Delete,
+        _ => WatchMethod::Post,
+    }
 }
 
 pub(super) const WATCH_COLUMNS: &str =
@@ -116,7 +60,7 @@ pub(super) fn decode_watch(row: &tokio_postgres::Row) -> Result<Watch, Error> {
         settings: WatchSettings {
             name: row.get(2),
             address: row.get(3),
-            method: WatchMethod::from_code(row.get(4)),
+            method: method_from_code(row.get(4)),
             enabled: row.get(5),
             basic_username: row.get(7),
             basic_password: row.get(8),
@@ -153,7 +97,7 @@ struct SettingsValues {
 impl SettingsValues {
     fn new(settings: &WatchSettings) -> Self {
         SettingsValues {
-            method: settings.method.code(),
+            method: method_code(settings.method),
             headers: serde_json::to_value(&settings.headers).unwrap_or_default(),
             oauth2: settings
                 .oauth2
@@ -169,14 +113,6 @@ impl SettingsValues {
                 .and_then(|oauth2| oauth2.refresh_token.clone()),
         }
     }
-}
-
-/// A signing key; `secret` is sealed.
-#[derive(Debug, Clone)]
-pub struct CryptoKey {
-    pub id: Uuid,
-    pub name: String,
-    pub create_time: DateTime<Utc>,
 }
 
 impl Store {

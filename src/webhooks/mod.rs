@@ -29,7 +29,8 @@ pub use sender::{Sender, SentRequest, Timeouts};
 pub use ssrf::{parse_allowed_cidrs, AddressGuard, AllowedCidrs};
 
 use crate::{
-    store::{stored_body, Delivery, DeliveryOutcome, Store, Subscription, Watch},
+    domain::{Delivery, DeliveryOutcome, Watch},
+    store::{stored_body, Store, Subscription},
     Error,
 };
 
@@ -75,14 +76,16 @@ pub struct DeliverySettings {
     pub allowed_cidrs: AllowedCidrs,
 }
 
-/// Everything webhooks need; cheap to clone.
+/// Everything webhooks need; cheap to clone. Its parts are its own: the service asks it to
+/// check an address, seal a secret or send an event again, and the worker (a child module)
+/// uses the rest.
 #[derive(Clone)]
 pub struct Webhooks {
-    pub store: Store,
-    pub secrets: SecretBox,
-    pub guard: AddressGuard,
-    pub sender: Sender,
-    pub settings: DeliverySettings,
+    store: Store,
+    secrets: SecretBox,
+    guard: AddressGuard,
+    sender: Sender,
+    settings: DeliverySettings,
 }
 
 impl Webhooks {
@@ -113,6 +116,19 @@ impl Webhooks {
             sender,
             settings,
         })
+    }
+
+    /// Checks an address a watch is to send to (a receiver or an OAuth2 token endpoint): an
+    /// http(s) URL without credentials whose host is, or resolves only to, addresses webhooks
+    /// may reach. The error says why not, for the client to read.
+    pub async fn check_address(&self, address: &str) -> Result<(), String> {
+        self.guard.check_url(address).await.map(|_| ())
+    }
+
+    /// Seals a write-only secret of `tenant_id`'s watch for storage; bound to the tenant, so a
+    /// sealed secret copied to another tenant's row does not open.
+    pub fn seal_secret(&self, tenant_id: Uuid, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+        self.secrets.seal(tenant_id.as_bytes(), plaintext)
     }
 
     /// Starts this replica's delivery worker, woken by `changes`; it stops when `stop` is

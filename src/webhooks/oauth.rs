@@ -12,7 +12,7 @@ use std::{
 use uuid::Uuid;
 
 use super::{secrets::SecretBox, ssrf::AddressGuard};
-use crate::store::OAuth2Settings;
+use crate::domain::OAuth2Settings;
 
 /// Tokens are renewed this long before the expiry the server announced.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(30);

@@ -16,7 +16,8 @@ use super::{
     ssrf::{AddressGuard, GuardedResolver},
 };
 use crate::{
-    store::{Store, Watch, WatchMethod},
+    domain::{Watch, WatchMethod},
+    store::Store,
     Error,
 };
 

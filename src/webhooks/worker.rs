@@ -11,11 +11,8 @@ use uuid::Uuid;
 
 use super::{payload, template::Template, Webhooks};
 use crate::{
-    domain::Position,
-    store::{
-        AttemptEffect, ChangeKind, ChangeRecord, Delivery, DeliveryOutcome, Subscription,
-        UnreadableChange, Watch, WatchMethod,
-    },
+    domain::{Delivery, DeliveryOutcome, Position, Watch, WatchMethod},
+    store::{AttemptEffect, ChangeKind, ChangeRecord, Subscription, UnreadableChange},
 };
 
 /// Changes read per query for one watch.

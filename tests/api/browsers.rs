@@ -4,7 +4,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use callsd::{
-    grpc::parse_allowed_origins,
+    config::parse_allowed_origins,
     pb::calls::v1::{GetCallRequest, GetCallResponse},
 };
 use chrono_tz::Tz;

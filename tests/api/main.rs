@@ -26,6 +26,7 @@ mod notifications;
 mod operations;
 mod overload;
 mod python_client;
+mod readme;
 mod reflection;
 mod resilience;
 mod settings;

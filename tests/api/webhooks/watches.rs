@@ -162,6 +162,32 @@ async fn create_watch_names_every_bad_field() {
 }
 
 #[tokio::test]
+async fn an_unknown_signing_key_is_named_by_its_place_in_the_request() {
+    let app = spawn_webhook_app().await;
+    let receiver = Receiver::start().await;
+    let status = watches(&app)
+        .await
+        .create_watch(app.authed(pb::CreateWatchRequest {
+            watch: Some(pb::Watch {
+                signature: Some(pb::WatchSignature {
+                    enabled: true,
+                    crypto_key_ids: vec!["not-an-id".into(), uuid::Uuid::new_v4().to_string()],
+                }),
+                ..watch_to(receiver.url("/hook"))
+            }),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        bad_fields(&status),
+        [
+            "watch.signature.crypto_key_ids[0]",
+            "watch.signature.crypto_key_ids[1]"
+        ]
+    );
+}
+
+#[tokio::test]
 async fn create_watch_refuses_addresses_that_are_not_public() {
     let app = spawn_app_with(test_settings(), chrono_tz::Tz::UTC).await;
     for address in [
