@@ -17,7 +17,7 @@ pub use call::{Call, CallFields, CallRecord, CallStatus, CallType, MAX_DURATION}
 pub use ids::{ApiKeyId, CallId, CryptoKeyId, DeliveryId, TenantId, WatchId};
 pub use phone::{digits_of, PhoneNumber};
 pub use position::{Cursor, Position};
-pub use start::{is_timestamp, parse_time_zone, write_date_time_text, CallStart};
+pub use start::{is_timestamp, parse_time_zone, write_date_time_text, CallStart, DateTimeText};
 pub use watch::{
     CryptoKey, Delivery, DeliveryOutcome, OAuth2Settings, Watch, WatchMethod, WatchSettings,
 };

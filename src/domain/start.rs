@@ -79,54 +79,106 @@ impl CallStart {
 }
 
 /// Writes a local time as the seed does: `2026-11-27T09:30:00`, fractions when present (3, 6
-/// or 9 digits, as chrono's `%.f`). Digit by digit: chrono's format strings, then `write!`,
-/// were each a visible share of the server's time rendering a page of calls.
+/// or 9 digits, as chrono's `%.f`). See [`DateTimeText`].
 pub fn write_date_time_text(local: &NaiveDateTime, text: &mut String) {
-    let (date, time) = (local.date(), local.time());
-    // chrono keeps a leap second as nanoseconds past 1e9 in second 59.
-    let (second, nanos) = match time.nanosecond() {
-        nanos if nanos >= 1_000_000_000 => (60, nanos - 1_000_000_000),
-        nanos => (time.second(), nanos),
-    };
-    match u32::try_from(date.year()) {
-        Ok(year) if year <= 9999 => push_digits(text, year, 4),
-        // Beyond what a call's start may be; written as chrono writes it all the same.
-        _ => text.push_str(&format!("{:+05}", date.year())),
+    let date_time = DateTimeText::new(local);
+    text.extend(date_time.as_bytes().iter().copied().map(char::from));
+}
+
+/// A local time's text (see [`write_date_time_text`]) in ASCII bytes on the stack: a page of
+/// calls writes it straight into its buffer. Digit by digit: chrono's format strings, then
+/// `write!`, then a `String::push` per character were each a visible share of the server's
+/// instructions on a page of calls (the last 2.9%: callgrind, BENCHMARKS.md issue 15).
+#[derive(Debug, Clone, Copy)]
+pub struct DateTimeText {
+    /// The longest: a year of chrono's range with its sign, `+262143`, 15 bytes of month to
+    /// second and 10 of fraction.
+    bytes: [u8; 32],
+    len: usize,
+}
+
+impl DateTimeText {
+    pub fn new(local: &NaiveDateTime) -> Self {
+        let mut text = DateTimeText {
+            bytes: [0; 32],
+            len: 0,
+        };
+        let (date, time) = (local.date(), local.time());
+        // chrono keeps a leap second as nanoseconds past 1e9 in second 59.
+        let (second, nanos) = match time.nanosecond() {
+            nanos if nanos >= 1_000_000_000 => (60, nanos - 1_000_000_000),
+            nanos => (time.second(), nanos),
+        };
+        let year = date.year();
+        match u32::try_from(year) {
+            Ok(year) if year <= 9999 => text.push_digits(year, 4),
+            // Beyond what a call's start may be; written as chrono writes it all the same
+            // (`%Y`: a sign, then at least four digits).
+            _ => {
+                text.push(if year < 0 { b'-' } else { b'+' });
+                let magnitude = year.unsigned_abs();
+                let digits = magnitude.checked_ilog10().unwrap_or(0) + 1;
+                text.push_digits(magnitude, digits.max(4));
+            }
+        }
+        text.push(b'-');
+        text.push_digits(date.month(), 2);
+        text.push(b'-');
+        text.push_digits(date.day(), 2);
+        text.push(b'T');
+        text.push_digits(time.hour(), 2);
+        text.push(b':');
+        text.push_digits(time.minute(), 2);
+        text.push(b':');
+        text.push_digits(second, 2);
+        match nanos {
+            0 => {}
+            nanos if nanos % 1_000_000 == 0 => {
+                text.push(b'.');
+                text.push_digits(nanos / 1_000_000, 3);
+            }
+            nanos if nanos % 1_000 == 0 => {
+                text.push(b'.');
+                text.push_digits(nanos / 1_000, 6);
+            }
+            nanos => {
+                text.push(b'.');
+                text.push_digits(nanos, 9);
+            }
+        }
+        text
     }
-    text.push('-');
-    push_digits(text, date.month(), 2);
-    text.push('-');
-    push_digits(text, date.day(), 2);
-    text.push('T');
-    push_digits(text, time.hour(), 2);
-    text.push(':');
-    push_digits(text, time.minute(), 2);
-    text.push(':');
-    push_digits(text, second, 2);
-    match nanos {
-        0 => {}
-        nanos if nanos % 1_000_000 == 0 => {
-            text.push('.');
-            push_digits(text, nanos / 1_000_000, 3);
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+
+    fn push(&mut self, byte: u8) {
+        self.bytes[self.len] = byte;
+        self.len += 1;
+    }
+
+    /// The last `width` decimal digits of `value`, zero-padded: two at a time, from a table.
+    fn push_digits(&mut self, mut value: u32, width: u32) {
+        let end = self.len + width as usize;
+        let mut at = end;
+        while at >= self.len + 2 {
+            let pair = (value % 100) as usize * 2;
+            self.bytes[at - 2..at].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+            value /= 100;
+            at -= 2;
         }
-        nanos if nanos % 1_000 == 0 => {
-            text.push('.');
-            push_digits(text, nanos / 1_000, 6);
+        if at > self.len {
+            self.bytes[at - 1] = b'0' + (value % 10) as u8;
         }
-        nanos => {
-            text.push('.');
-            push_digits(text, nanos, 9);
-        }
+        self.len = end;
     }
 }
 
-/// The last `width` decimal digits of `value`, zero-padded.
-fn push_digits(text: &mut String, value: u32, width: u32) {
-    for place in (0..width).rev() {
-        let digit = value / 10u32.pow(place) % 10;
-        text.push(char::from(b'0' + digit as u8));
-    }
-}
+/// "00" to "99".
+const DIGIT_PAIRS: &[u8; 200] = b"\
+    0001020304050607080910111213141516171819202122232425262728293031323334353637383940414243444546474849\
+    5051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
 
 /// Whether `instant` lies in `google.protobuf.Timestamp`'s range, 0001-01-01T00:00:00Z to
 /// 9999-12-31T23:59:59.999999999Z (years 1 to 9999 in UTC).

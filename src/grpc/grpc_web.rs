@@ -10,12 +10,16 @@
 //! in the `authorization` header, never in cookies, so an allowed origin gains nothing it could
 //! not already do with a key.
 
-use std::time::Duration;
+use std::{
+    task::{Context, Poll},
+    time::Duration,
+};
 
-use http::{HeaderName, Method};
+use futures::future::Either;
+use http::{header, HeaderName, Method, Request};
 use tonic_web::GrpcWebLayer;
-use tower::layer::util::Stack;
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower::{layer::util::Stack, Layer, Service};
+use tower_http::cors::{AllowOrigin, Cors, CorsLayer};
 
 use super::connect::ConnectLayer;
 use crate::config::AllowedOrigins;
@@ -40,15 +44,65 @@ const ALLOWED_HEADERS: [&str; 8] = [
 const EXPOSED_HEADERS: [&str; 3] = ["grpc-status", "grpc-message", "grpc-status-details-bin"];
 
 /// The layers in front of every service; see the module header for their order.
-pub type WebLayers = Stack<GrpcWebLayer, Stack<ConnectLayer, CorsLayer>>;
+pub type WebLayers = Stack<GrpcWebLayer, Stack<ConnectLayer, BrowserCorsLayer>>;
 
 /// The layers in front of every service, with `origins` allowed by CORS.
 pub fn web_layers(origins: &AllowedOrigins) -> WebLayers {
     // `Stack::new(inner, outer)`: the outer layer sees a request first.
     Stack::new(
         GrpcWebLayer::new(),
-        Stack::new(ConnectLayer, cors_layer(origins)),
+        Stack::new(ConnectLayer, BrowserCorsLayer(cors_layer(origins))),
     )
+}
+
+/// CORS for the requests a browser sends, which always carry `Origin` (every cross-origin
+/// request, preflights included, and every POST). Other clients' requests (gRPC from servers,
+/// grpcurl, buf curl) go past it: tower-http's CORS cloned its settings and wrote a `Vary`
+/// header into every answer, 1.6% of the server's instructions on a ListCalls page
+/// (callgrind, BENCHMARKS.md issue 15). `Vary` only matters to caches, which keep no POST.
+#[derive(Debug, Clone)]
+pub struct BrowserCorsLayer(CorsLayer);
+
+impl<S> Layer<S> for BrowserCorsLayer {
+    type Service = BrowserCors<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        BrowserCors {
+            inner,
+            cors: self.0.clone(),
+        }
+    }
+}
+
+/// See [`BrowserCorsLayer`].
+#[derive(Debug, Clone)]
+pub struct BrowserCors<S> {
+    inner: S,
+    cors: CorsLayer,
+}
+
+impl<S, B> Service<Request<B>> for BrowserCors<S>
+where
+    S: Service<Request<B>> + Clone,
+    Cors<S>: Service<Request<B>, Response = S::Response, Error = S::Error>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Either<S::Future, <Cors<S> as Service<Request<B>>>::Future>;
+
+    fn poll_ready(&mut self, context: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(context)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        if !request.headers().contains_key(header::ORIGIN) {
+            return Either::Left(self.inner.call(request));
+        }
+        // The ready service goes with the request; a clone takes its place (tower's rule).
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        Either::Right(self.cors.layer(inner).call(request))
+    }
 }
 
 fn cors_layer(origins: &AllowedOrigins) -> CorsLayer {

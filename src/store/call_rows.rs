@@ -4,8 +4,9 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
-use tokio_postgres::types::{FromSql, Json, ToSql, Type};
+use tokio_postgres::types::{Json, ToSql};
 
+use super::column_bytes::{check_call_columns, CallColumns, PgTimestamp};
 use crate::{
     domain::Position,
     domain::{Call, CallFields, CallId, CallRecord, CallStart, CallStatus, CallType, PhoneNumber},
@@ -132,38 +133,43 @@ pub struct CallView<'a> {
 }
 
 impl<'a> CallView<'a> {
-    /// Reads the call's [`CALL_COLUMNS`] from column `first` on. Binary columns cost
-    /// PostgreSQL and us far less than rendering and parsing JSON (pgbench, GetCall's
-    /// statement: 16,400-18,900 tps as `to_jsonb`, 22,300-24,400 as columns).
+    /// Reads the call's [`CALL_COLUMNS`] from column `first` on, after checking their types.
+    /// Binary columns cost PostgreSQL and us far less than rendering and parsing JSON
+    /// (pgbench, GetCall's statement: 16,400-18,900 tps as `to_jsonb`, 22,300-24,400 as
+    /// columns).
     pub(super) fn decode(row: &'a tokio_postgres::Row, first: usize) -> Result<Self, Error> {
-        let column = |offset: usize| first + offset;
-        let text = |offset: usize| row.try_get::<_, Text>(column(offset)).map(|text| text.0);
-        let instant = |offset: usize| row.try_get::<_, PgTimestamp>(column(offset))?.instant();
-        let duration_micros: i64 = row.try_get(column(9))?;
-        let delete_time: Option<PgTimestamp> = row.try_get(column(18))?;
+        check_call_columns(row.columns(), first)?;
+        Self::read(CallColumns::new(row, first))
+    }
+
+    /// Reads the call from columns whose types [`check_call_columns`] accepted.
+    pub(super) fn read(columns: CallColumns<'a>) -> Result<Self, Error> {
         Ok(CallView {
-            id: row.try_get(column(0))?,
-            button_id: text(1)?,
-            client_id: text(2)?,
-            caller_number: text(3)?,
-            called_number: text(4)?,
-            tracking_number: text(5)?,
-            start_local: row.try_get::<_, PgTimestamp>(column(6))?.local_time()?,
-            start_zone: text(7)?,
-            start_time: instant(8)?,
-            duration: duration_from_micros(duration_micros),
-            status: status_from_code(row.try_get(column(10))?),
-            external_id: text(11)?,
-            call_type: call_type_from_code(row.try_get(column(12))?),
-            record_mime_type: text(13)?,
-            record_url: text(14)?,
-            version: row.try_get(column(15))?,
-            create_time: instant(16)?,
-            update_time: instant(17)?,
-            delete_time: delete_time.map(PgTimestamp::instant).transpose()?,
+            id: CallId::from(columns.uuid(0)?),
+            button_id: columns.text(1)?,
+            client_id: columns.text(2)?,
+            caller_number: columns.text(3)?,
+            called_number: columns.text(4)?,
+            tracking_number: columns.text(5)?,
+            start_local: columns.timestamp(6)?.local_time()?,
+            start_zone: columns.text(7)?,
+            start_time: columns.timestamp(8)?.instant()?,
+            duration: duration_from_micros(columns.int8(9)?),
+            status: status_from_code(columns.int2(10)?),
+            external_id: columns.text(11)?,
+            call_type: call_type_from_code(columns.int2(12)?),
+            record_mime_type: columns.text(13)?,
+            record_url: columns.text(14)?,
+            version: columns.int8(15)?,
+            create_time: columns.timestamp(16)?.instant()?,
+            update_time: columns.timestamp(17)?.instant()?,
+            delete_time: columns
+                .nullable_timestamp(18)?
+                .map(PgTimestamp::instant)
+                .transpose()?,
             position: Position {
-                tx: row.try_get(column(19))?,
-                seq: row.try_get(column(20))?,
+                tx: columns.int8(19)?,
+                seq: columns.int8(20)?,
             },
         })
     }
@@ -236,59 +242,6 @@ impl UnixMicros {
 }
 
 const MICROS_PER_SECOND: i64 = 1_000_000;
-
-/// A `timestamp` or `timestamptz` as PostgreSQL sends it: microseconds since 2000-01-01.
-struct PgTimestamp(i64);
-
-/// 2000-01-01T00:00:00Z in microseconds since 1970-01-01T00:00:00Z.
-const POSTGRES_EPOCH_UNIX_MICROS: i64 = 946_684_800_000_000;
-
-impl PgTimestamp {
-    /// The instant, moved to the Unix epoch by one addition (postgres-types adds the
-    /// microseconds to a calendar date instead).
-    fn instant(self) -> Result<UnixMicros, Error> {
-        self.0
-            .checked_add(POSTGRES_EPOCH_UNIX_MICROS)
-            .map(UnixMicros)
-            .ok_or_else(|| {
-                Error::Internal(anyhow::anyhow!("stored time {} is out of range", self.0))
-            })
-    }
-
-    /// A `timestamp` (no zone): the wall-clock time it holds.
-    fn local_time(self) -> Result<NaiveDateTime, Error> {
-        Ok(self.instant()?.to_date_time()?.naive_utc())
-    }
-}
-
-impl<'a> FromSql<'a> for PgTimestamp {
-    fn from_sql(
-        ty: &Type,
-        raw: &'a [u8],
-    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        // Both types are an 8-byte big-endian integer on the wire.
-        i64::from_sql(ty, raw).map(PgTimestamp)
-    }
-
-    fn accepts(ty: &Type) -> bool {
-        matches!(*ty, Type::TIMESTAMP | Type::TIMESTAMPTZ)
-    }
-}
-
-/// A `text` column, borrowed from its row. postgres-types' `&str` first compares the column's
-/// type name with three extension types' (ltree's), on every value: 5% of the server's
-/// instructions on a page of 50 (callgrind).
-struct Text<'a>(&'a str);
-
-impl<'a> FromSql<'a> for Text<'a> {
-    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        Ok(Text(std::str::from_utf8(raw)?))
-    }
-
-    fn accepts(ty: &Type) -> bool {
-        matches!(*ty, Type::TEXT | Type::VARCHAR)
-    }
-}
 
 /// Decodes the call read as [`CALL_COLUMNS`] from column `first` on.
 pub(super) fn decode_call_columns(row: &tokio_postgres::Row, first: usize) -> Result<Call, Error> {

@@ -10,6 +10,7 @@ use tokio_postgres::types::ToSql;
 use super::{
     call_rows::{decode_call_columns, CallView, WriteValues, CALL_COLUMNS, CALL_COLUMN_NULLS},
     changes::{cursor_from_row, ChangeKind, SEEN_COLUMNS, SEEN_CTE},
+    column_bytes::{check_call_columns, CallColumns},
     Store,
 };
 use crate::{
@@ -75,11 +76,12 @@ pub struct CallPage {
 }
 
 impl CallPage {
-    /// The page's calls in order, each read in place from its row as the iterator reaches it.
+    /// The page's calls in order, each read in place from its row as the iterator reaches it
+    /// (their column types were checked once, on the statement).
     pub fn calls(&self) -> impl ExactSizeIterator<Item = Result<CallView<'_>, Error>> {
         self.rows
             .iter()
-            .map(|row| CallView::decode(row, LIST_CALL_FIRST_COLUMN))
+            .map(|row| CallView::read(CallColumns::new(row, LIST_CALL_FIRST_COLUMN)))
     }
 }
 
@@ -317,6 +319,7 @@ impl Store {
             nulls = *CALL_COLUMN_NULLS,
         );
         let statement = client.prepare_cached(&sql).await?;
+        check_call_columns(statement.columns(), LIST_CALL_FIRST_COLUMN)?;
         let mut rows = client.query(&statement, &conditions.params).await?;
         let feed_row = rows
             .iter()

@@ -6,6 +6,7 @@
 mod call_rows;
 mod calls;
 mod changes;
+mod column_bytes;
 mod connect_error;
 mod deliveries;
 mod errors;
