@@ -46,7 +46,11 @@ fn each_module_uses_only_the_modules_below_it() {
             }
         }
     }
-    assert!(breaches.is_empty(), "layers used upwards:\n{}", breaches.join("\n"));
+    assert!(
+        breaches.is_empty(),
+        "layers used upwards:\n{}",
+        breaches.join("\n")
+    );
 }
 
 #[test]
@@ -54,7 +58,10 @@ fn only_the_grpc_door_and_the_server_know_grpc() {
     let mut breaches = Vec::new();
     for file in rust_files(&root().join("src")) {
         let relative = file.strip_prefix(root()).unwrap().display().to_string();
-        if TRANSPORT_FILES.iter().any(|allowed| relative.starts_with(allowed)) {
+        if TRANSPORT_FILES
+            .iter()
+            .any(|allowed| relative.starts_with(allowed))
+        {
             continue;
         }
         let code = code_of(&file);
@@ -62,7 +69,11 @@ fn only_the_grpc_door_and_the_server_know_grpc() {
             breaches.push(format!("{relative} uses {name}"));
         }
     }
-    assert!(breaches.is_empty(), "gRPC outside its door:\n{}", breaches.join("\n"));
+    assert!(
+        breaches.is_empty(),
+        "gRPC outside its door:\n{}",
+        breaches.join("\n")
+    );
 }
 
 #[test]
