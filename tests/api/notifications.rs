@@ -27,9 +27,9 @@ use crate::{
 };
 
 /// Longer than any wait below.
-const NOT_POLLED: Duration = Duration::from_secs(60);
+const NOT_POLLED: Duration = Duration::from_secs(120);
 /// What "promptly" means: well under a poll, with room for a loaded machine.
-const PROMPTLY: Duration = Duration::from_secs(10);
+const PROMPTLY: Duration = Duration::from_secs(30);
 /// How long a (re)connecting listener may take on a loaded machine.
 const CONNECTING: Duration = Duration::from_secs(30);
 

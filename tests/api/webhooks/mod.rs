@@ -113,9 +113,9 @@ impl Receiver {
         self.state.received.lock().unwrap().clone()
     }
 
-    /// Waits until `count` requests arrived (10 s at most) and returns them.
+    /// Waits until `count` requests arrived (30 s at most: a loaded machine) and returns them.
     async fn wait_for(&self, count: usize) -> Vec<Received> {
-        for _ in 0..500 {
+        for _ in 0..1500 {
             let received = self.received();
             if received.len() >= count {
                 return received;
@@ -229,7 +229,7 @@ async fn deliveries(app: &TestApp, watch_id: &str) -> Vec<pb::Delivery> {
 
 /// Waits until the delivery log of `watch_id` holds `count` attempts; returns them oldest first.
 async fn wait_for_deliveries(app: &TestApp, watch_id: &str, count: usize) -> Vec<pb::Delivery> {
-    for _ in 0..500 {
+    for _ in 0..1500 {
         let mut log = deliveries(app, watch_id).await;
         if log.len() >= count {
             log.reverse();
