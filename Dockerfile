@@ -21,8 +21,8 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked \
-    && install -D -m 0755 target/release/callsd /out/callsd
+    cargo build --profile production --locked \
+    && install -D -m 0755 target/production/callsd /out/callsd
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 LABEL org.opencontainers.image.title="callsd" \

@@ -25,8 +25,8 @@ BENCH_DB=${BENCH_DB:-callsd_bench}
 SEED_ENV=${SEED_ENV:-target/bench/seed.env}
 PORT=${PORT:-50071}
 OUT=${OUT:-target/callgrind}
-CALLSD=${CALLSD:-target/release/callsd}
-BENCH=${BENCH:-target/release/callsd-bench}
+CALLSD=${CALLSD:-target/production/callsd}
+BENCH=${BENCH:-target/production/callsd-bench}
 export PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres}
 export DATABASE_URL="host=$PGHOST port=$PGPORT user=$PGUSER dbname=$BENCH_DB"
 mkdir -p "$OUT"

@@ -39,9 +39,9 @@ mkdir -p "$OUT"
 
 psql -d postgres -Atc 'SELECT 1' >/dev/null || { echo "PostgreSQL does not answer at $PGHOST:$PGPORT" >&2; exit 1; }
 echo "== $(date -u +%FT%TZ) on $(nproc) cores; load: $(cut -d' ' -f1-3 /proc/loadavg); server worker threads: $CALLSD_WORKER_THREADS"
-cargo build --release --quiet --bin callsd --bin callsd-bench
-CALLSD=${CARGO_TARGET_DIR:-target}/release/callsd
-BENCH=${CARGO_TARGET_DIR:-target}/release/callsd-bench
+cargo build --profile production --quiet --bin callsd --bin callsd-bench
+CALLSD=${CARGO_TARGET_DIR:-target}/production/callsd
+BENCH=${CARGO_TARGET_DIR:-target}/production/callsd-bench
 export DATABASE_URL="host=$PGHOST port=$PGPORT user=$PGUSER dbname=$BENCH_DB"
 
 SERVER=
