@@ -3,8 +3,6 @@
 
 use std::{env, fs, path::PathBuf};
 
-use prost::Message;
-
 const CODEC: &str = "crate::grpc::codec::SmallBufferCodec";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -16,12 +14,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ];
     println!("cargo:rerun-if-changed=proto");
 
-    let file_descriptors = protox::compile(protos, ["proto"])?;
+    let mut compiler = protox::Compiler::new(["proto"])?;
+    compiler
+        .include_source_info(true)
+        .include_imports(true)
+        .open_files(protos)?;
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    // The compiler's own encoding keeps the custom options (`google.api.http`) that a round
+    // trip through prost_types would drop: the REST door and the OpenAPI document read them.
     fs::write(
         out_dir.join("calls_descriptor.bin"),
-        file_descriptors.encode_to_vec(),
+        compiler.encode_file_descriptor_set(),
     )?;
+    let file_descriptors = compiler.file_descriptor_set();
     // Messages and clients. Type names let the request checks find each message's descriptor.
     let mut messages = tonic_prost_build::Config::new();
     messages.enable_type_names();
