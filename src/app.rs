@@ -25,7 +25,11 @@ use crate::{
     pb::calls::v1::{
         call_service_server::CallServiceServer, watch_service_server::WatchServiceServer,
     },
-    service::{calls::Calls, watches::Watches},
+    service::{
+        calls::Calls,
+        retention::{self, RetentionSettings},
+        watches::Watches,
+    },
     store::{self, Channel, Notifications, Store},
     tokens::TokenSealer,
     webhooks::{DeliverySettings, Timeouts, Webhooks},
@@ -107,6 +111,14 @@ impl Application {
             store.clone(),
             settings.change_retention,
             settings.compaction_interval,
+            stop_background.clone(),
+        ));
+        background.spawn(retention::enforce_periodically(
+            store.clone(),
+            RetentionSettings {
+                interval: settings.retention_interval,
+                batch_size: usize::try_from(settings.retention_batch).unwrap_or(500),
+            },
             stop_background.clone(),
         ));
         let webhooks = Webhooks::new(

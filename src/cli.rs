@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 
 use crate::{
     auth,
-    config::{KeyCommand, TenantCommand},
+    config::{KeyCommand, Retention, TenantCommand},
     domain::{parse_time_zone, TenantId},
     store::{self, Store},
 };
@@ -31,6 +31,29 @@ pub async fn tenant(store: &Store, command: TenantCommand) -> anyhow::Result<()>
                 tenant.name, tenant.id, time_zone
             );
             print_new_key(store, tenant.id).await
+        }
+        TenantCommand::Update { name, retention } => {
+            let tenant = store
+                .find_tenant(&name)
+                .await?
+                .with_context(|| format!("no tenant named {name:?}"))?;
+            let Some(retention) = retention else {
+                bail!("nothing to update: pass --retention");
+            };
+            let retention = match retention {
+                Retention::Off => None,
+                Retention::After(duration) => Some(duration),
+            };
+            store.set_call_retention(tenant.id, retention).await?;
+            match retention {
+                Some(duration) => eprintln!(
+                    "tenant {}: calls that ended more than {} ago are deleted",
+                    tenant.name,
+                    humantime::format_duration(duration)
+                ),
+                None => eprintln!("tenant {}: calls are kept until deleted", tenant.name),
+            }
+            Ok(())
         }
     }
 }

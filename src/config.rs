@@ -64,6 +64,42 @@ pub enum TenantCommand {
         #[arg(long, default_value = "UTC")]
         time_zone: String,
     },
+    /// Change a tenant's settings.
+    Update {
+        /// Tenant name or id.
+        name: String,
+        /// Delete calls that ended longer ago than this ("2y", "90d", "36h", any humantime
+        /// duration); "off" keeps them until deleted.
+        #[arg(long, value_parser = parse_retention)]
+        retention: Option<Retention>,
+    },
+}
+
+/// A tenant's call retention as the operator wrote it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retention {
+    /// Keep calls until they are deleted.
+    Off,
+    /// Delete calls that ended longer ago than this.
+    After(Duration),
+}
+
+/// "off" (or "none"), or a humantime duration of at least one second ("2y", "90d").
+pub fn parse_retention(text: &str) -> Result<Retention, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("off") || text.eq_ignore_ascii_case("none") {
+        return Ok(Retention::Off);
+    }
+    let duration = humantime::parse_duration(text)
+        .map_err(|error| format!("{error}: write a duration such as 2y, 90d or 36h, or off"))?;
+    if duration < Duration::from_secs(1) {
+        return Err("a retention must be at least 1s (or off)".to_owned());
+    }
+    // Beyond what PostgreSQL's intervals and timestamps can subtract from now.
+    if duration > Duration::from_secs(1_000 * 366 * 24 * 3600) {
+        return Err("a retention must be under 1000 years (or off)".to_owned());
+    }
+    Ok(Retention::After(duration))
 }
 
 #[derive(Debug, Subcommand)]
@@ -181,6 +217,15 @@ pub struct ServeSettings {
     /// How often the change log is compacted.
     #[arg(long, env = "CALLSD_COMPACTION_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
     pub compaction_interval: Duration,
+
+    /// How often the retention sweep deletes the calls that ended before their tenant's
+    /// retention period (`callsd tenant update NAME --retention 2y`).
+    #[arg(long, env = "CALLSD_RETENTION_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub retention_interval: Duration,
+
+    /// Calls the retention sweep deletes per transaction (small batches: no long transaction).
+    #[arg(long, env = "CALLSD_RETENTION_BATCH", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub retention_batch: u32,
 
     /// How often the feed reads the change log when no notification woke it.
     #[arg(long, env = "CALLSD_FEED_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]

@@ -61,6 +61,17 @@ impl Feed {
     }
 
     /// Waits for every stream task to end (they end on shutdown).
+    /// Runs a stream's task (an export, say) among the feed's streams: shutdown waits for it,
+    /// and [`Feed::stopping`] tells it when to end.
+    pub fn spawn_stream(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.streams.spawn(task);
+    }
+
+    /// Cancelled when streams must end (after the shutdown drain).
+    pub fn stopping(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
     pub async fn wait_for_streams(&self) {
         self.streams.close();
         self.streams.wait().await;

@@ -3,13 +3,14 @@
 
 use std::{pin::Pin, time::Instant};
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::{
     authorization,
     call_page::{EncodedPage, PageEncoder},
-    convert, observe, record_handled, record_started, watch, InFlightLimit, CALL_SERVICE,
+    convert, observe, personal_data, record_handled, record_started, watch, InFlightLimit,
+    CALL_SERVICE,
 };
 use crate::{
     auth::Authenticator,
@@ -38,6 +39,7 @@ impl CallApi {
 
 type WatchCallsStream =
     Pin<Box<dyn Stream<Item = Result<pb::WatchCallsResponse, Status>> + Send + 'static>>;
+type ExportCallsStream = watch::BoxedStream<pb::ExportCallsResponse>;
 
 #[tonic::async_trait]
 impl CallService for CallApi {
@@ -229,5 +231,109 @@ impl CallService for CallApi {
                 Err(status)
             }
         }
+    }
+
+    type ExportCallsStream = ExportCallsStream;
+
+    async fn export_calls(
+        &self,
+        request: Request<pb::ExportCallsRequest>,
+    ) -> Result<Response<Self::ExportCallsStream>, Status> {
+        const METHOD: &str = "ExportCalls";
+        let started = Instant::now();
+        record_started(CALL_SERVICE, METHOD);
+        // Like WatchCalls: an in-flight slot while it opens, a tenant stream slot while open.
+        let opened = match self.in_flight.enter() {
+            Ok(_slot) => async {
+                super::check_request(request.get_ref())?;
+                let tenant = self
+                    .authenticator
+                    .admit(authorization(request.metadata()))
+                    .await?;
+                let input = personal_data::export_input(request.get_ref());
+                let events = self.calls.export(&tenant, &input).await?;
+                let messages: ExportCallsStream = Box::pin(events.map(|event| {
+                    event
+                        .map(personal_data::export_message)
+                        .map_err(Status::from)
+                }));
+                Ok::<_, Error>(messages)
+            }
+            .await
+            .map_err(Status::from),
+            Err(status) => Err(status),
+        };
+        match opened {
+            Ok(stream) => Ok(Response::new(watch::observed(stream, METHOD, started))),
+            Err(status) => {
+                record_handled(CALL_SERVICE, METHOD, status.code(), started);
+                Err(status)
+            }
+        }
+    }
+
+    async fn summarize_calls(
+        &self,
+        request: Request<pb::SummarizeCallsRequest>,
+    ) -> Result<Response<pb::SummarizeCallsResponse>, Status> {
+        observe(
+            &self.in_flight,
+            CALL_SERVICE,
+            "SummarizeCalls",
+            request.get_ref(),
+            async {
+                let tenant = self
+                    .authenticator
+                    .admit(authorization(request.metadata()))
+                    .await?;
+                let input = personal_data::summarize_input(request.get_ref());
+                let summary = self.calls.summarize(&tenant, &input).await?;
+                Ok(personal_data::summary_response(summary))
+            },
+        )
+        .await
+    }
+
+    async fn purge_calls(
+        &self,
+        request: Request<pb::PurgeCallsRequest>,
+    ) -> Result<Response<pb::PurgeCallsResponse>, Status> {
+        observe(
+            &self.in_flight,
+            CALL_SERVICE,
+            "PurgeCalls",
+            request.get_ref(),
+            async {
+                let tenant = self
+                    .authenticator
+                    .admit(authorization(request.metadata()))
+                    .await?;
+                let input = personal_data::purge_input(request.get_ref());
+                let outcome = self.calls.purge(&tenant, &input).await?;
+                Ok(personal_data::purge_response(outcome))
+            },
+        )
+        .await
+    }
+
+    async fn get_tenant_settings(
+        &self,
+        request: Request<pb::GetTenantSettingsRequest>,
+    ) -> Result<Response<pb::GetTenantSettingsResponse>, Status> {
+        observe(
+            &self.in_flight,
+            CALL_SERVICE,
+            "GetTenantSettings",
+            request.get_ref(),
+            async {
+                let tenant = self
+                    .authenticator
+                    .admit(authorization(request.metadata()))
+                    .await?;
+                let settings = self.calls.tenant_settings(&tenant).await?;
+                Ok(personal_data::tenant_settings(settings))
+            },
+        )
+        .await
     }
 }

@@ -10,6 +10,7 @@ mod field_limits;
 mod grpc_web;
 mod health;
 mod observed;
+mod personal_data;
 mod reflection;
 mod status;
 mod update_mask;

@@ -68,8 +68,15 @@ fn call_event(event: CallWatchEvent) -> pb::CallEvent {
     }
 }
 
+/// A server stream of `Message`s, as tonic serves it.
+pub type BoxedStream<Message> = Pin<Box<dyn Stream<Item = Result<Message, Status>> + Send>>;
+
 /// Wraps a stream so that its end (or the client leaving) is recorded in the RPC metrics.
-pub fn observed(stream: MessageStream, method: &'static str, started: Instant) -> MessageStream {
+pub fn observed<Message: Send + 'static>(
+    stream: BoxedStream<Message>,
+    method: &'static str,
+    started: Instant,
+) -> BoxedStream<Message> {
     Box::pin(ObservedStream {
         inner: stream,
         method,
@@ -78,15 +85,15 @@ pub fn observed(stream: MessageStream, method: &'static str, started: Instant) -
     })
 }
 
-struct ObservedStream {
-    inner: MessageStream,
+struct ObservedStream<Message> {
+    inner: BoxedStream<Message>,
     method: &'static str,
     started: Instant,
     outcome: Option<Code>,
 }
 
-impl Stream for ObservedStream {
-    type Item = Result<pb::WatchCallsResponse, Status>;
+impl<Message> Stream for ObservedStream<Message> {
+    type Item = Result<Message, Status>;
 
     fn poll_next(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let polled = self.inner.as_mut().poll_next(context);
@@ -99,7 +106,7 @@ impl Stream for ObservedStream {
     }
 }
 
-impl Drop for ObservedStream {
+impl<Message> Drop for ObservedStream<Message> {
     fn drop(&mut self) {
         // Dropped before it ended: the client went away.
         record_handled(

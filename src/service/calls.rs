@@ -2,13 +2,28 @@
 //! tenant's id; listing ([`listing`]) and watching ([`watching`]) hold the rules of paging and
 //! sync tokens.
 
+mod exporting;
 #[cfg(test)]
 mod fixtures;
 mod listing;
+mod purging;
+mod summarizing;
 mod watching;
 
+pub use exporting::{ExportCallsInput, ExportEvent, EXPORT_BATCH_SIZE};
 pub use listing::{CallPageSink, ClientInstant, ListCallsInput};
+pub use purging::{PurgeCallsInput, PurgeOutcome, MAX_ERASED_PER_REQUEST};
+pub use summarizing::{CallSummary, SummarizeCallsInput, Summary, MAX_BUCKETS, MAX_SUMMARIES};
 pub use watching::{CallWatchEvent, WatchCallsInput};
+
+/// What an operator set for a tenant, as the tenant may read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantSettings {
+    pub name: String,
+    pub time_zone: chrono_tz::Tz,
+    /// Calls that ended longer ago are deleted; `None`: kept until deleted.
+    pub call_retention: Option<std::time::Duration>,
+}
 
 use crate::{
     domain::{digits_of, Call, CallFields, CallId},
@@ -78,6 +93,15 @@ impl Calls {
             .await?;
         tracing::info!(call_id = %call.id, tenant = %tenant.name, "call updated");
         Ok(call)
+    }
+
+    /// The calling tenant's settings.
+    pub async fn tenant_settings(&self, tenant: &Tenant) -> Result<TenantSettings, Error> {
+        Ok(TenantSettings {
+            name: tenant.name.clone(),
+            time_zone: tenant.time_zone,
+            call_retention: self.store.call_retention(tenant.id).await?,
+        })
     }
 
     /// Deletes a call, leaving a tombstone for sync listings and streams. With

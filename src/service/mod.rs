@@ -4,4 +4,5 @@
 
 pub mod calls;
 pub mod page_budget;
+pub mod retention;
 pub mod watches;

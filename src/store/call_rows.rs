@@ -328,7 +328,7 @@ fn status_code(status: CallStatus) -> i16 {
         .map_or(0, |(_, code)| *code)
 }
 
-fn status_from_code(code: i16) -> Option<CallStatus> {
+pub(super) fn status_from_code(code: i16) -> Option<CallStatus> {
     STATUSES
         .iter()
         .find(|(_, known)| *known == code)
@@ -342,7 +342,7 @@ fn call_type_code(call_type: CallType) -> i16 {
         .map_or(0, |(_, code)| *code)
 }
 
-fn call_type_from_code(code: i16) -> Option<CallType> {
+pub(super) fn call_type_from_code(code: i16) -> Option<CallType> {
     CALL_TYPES
         .iter()
         .find(|(_, known)| *known == code)

@@ -371,10 +371,10 @@ impl<'a> Conditions<'a> {
 }
 
 /// The position a writing statement gives its change: its transaction id and a fresh number.
-const NEW_POSITION: &str = "pg_current_xact_id()::text::bigint, nextval('change_seq')";
+pub(super) const NEW_POSITION: &str = "pg_current_xact_id()::text::bigint, nextval('change_seq')";
 
 /// The statement that logs a change of kind `kind_param` for each row of the CTE `source`.
-fn log_change(source: &str, kind_param: &str) -> String {
+pub(super) fn log_change(source: &str, kind_param: &str) -> String {
     format!(
         "INSERT INTO change_log (change_tx, change_seq, tenant_id, call_id, kind, call)
          SELECT change_tx, change_seq, tenant_id, id, {kind_param}::smallint, to_jsonb({source})

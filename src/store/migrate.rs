@@ -17,6 +17,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../../migrations/V2__watches.sql"),
     ),
     (3, "search", include_str!("../../migrations/V3__search.sql")),
+    (
+        4,
+        "personal_data",
+        include_str!("../../migrations/V4__personal_data.sql"),
+    ),
 ];
 
 /// Applies every migration not yet applied; returns how many it applied.

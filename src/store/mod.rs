@@ -9,12 +9,15 @@ mod changes;
 mod column_bytes;
 mod connect_error;
 mod deliveries;
+mod erasure;
 mod errors;
+mod export;
 mod migrate;
 mod notifications;
 mod pool;
 mod secrets;
 pub mod stored_body;
+mod summaries;
 mod tenants;
 mod watches;
 
@@ -33,9 +36,12 @@ pub use calls::{CallFilters, CallPage, CallQuery, ListCursor};
 pub use changes::{ChangeBatch, ChangeKind, ChangeRecord, UnreadableChange};
 pub use connect_error::server_address;
 pub use deliveries::AttemptEffect;
+pub use erasure::EraseScope;
 pub use errors::database_error;
+pub use export::ExportItem;
 pub use migrate::migrate;
 pub use notifications::{Channel, Notifications, Subscription, Wake, LISTENER_APPLICATION_NAME};
+pub use summaries::{SummaryGrouping, SummaryInterval, SummaryQuery, SummaryRow};
 pub use tenants::{ApiKeyCreated, Tenant};
 
 use crate::Error;

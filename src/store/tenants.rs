@@ -1,5 +1,7 @@
 //! Tenants and their API keys.
 
+use std::time::Duration;
+
 use chrono_tz::Tz;
 
 use super::Store;
@@ -62,6 +64,54 @@ impl Store {
         row.map(|row| tenant_from_row(&row)).transpose()
     }
 
+    /// Sets how long the tenant's calls are kept after they end (`None`: until deleted).
+    #[tracing::instrument(skip(self))]
+    pub async fn set_call_retention(
+        &self,
+        tenant_id: TenantId,
+        retention: Option<Duration>,
+    ) -> Result<(), Error> {
+        let client = self.client().await?;
+        let seconds = retention
+            .map(|retention| i64::try_from(retention.as_secs().max(1)).unwrap_or(i64::MAX));
+        client
+            .execute(
+                "UPDATE tenants SET call_retention_secs = $2 WHERE id = $1",
+                &[&tenant_id, &seconds],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// How long the tenant's calls are kept after they end (`None`: until deleted).
+    pub async fn call_retention(&self, tenant_id: TenantId) -> Result<Option<Duration>, Error> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached("SELECT call_retention_secs FROM tenants WHERE id = $1")
+            .await?;
+        let row = client
+            .query_opt(&statement, &[&tenant_id])
+            .await?
+            .ok_or(Error::NotFound { resource: "tenant" })?;
+        Ok(row.get::<_, Option<i64>>(0).map(retention_from_secs))
+    }
+
+    /// Every tenant that has a retention period, with it.
+    pub async fn tenants_with_retention(&self) -> Result<Vec<(TenantId, Duration)>, Error> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT id, call_retention_secs FROM tenants
+                 WHERE call_retention_secs IS NOT NULL ORDER BY id",
+            )
+            .await?;
+        let rows = client.query(&statement, &[]).await?;
+        Ok(rows
+            .iter()
+            .map(|row| (row.get(0), retention_from_secs(row.get(1))))
+            .collect())
+    }
+
     /// Stores the hash of a new key for `tenant_id`.
     #[tracing::instrument(skip(self, key_hash))]
     pub async fn insert_api_key(
@@ -109,6 +159,10 @@ impl Store {
         let row = client.query_opt(&statement, &[&key_hash]).await?;
         row.map(|row| tenant_from_row(&row)).transpose()
     }
+}
+
+fn retention_from_secs(seconds: i64) -> Duration {
+    Duration::from_secs(u64::try_from(seconds).unwrap_or(1))
 }
 
 fn tenant_from_row(row: &tokio_postgres::Row) -> Result<Tenant, Error> {

@@ -40,7 +40,7 @@ pub struct ClientInstant {
 
 impl ClientInstant {
     /// The instant, limited to years 1 to 9999 (what every store and client agrees on).
-    fn checked(self, field: &str) -> Result<DateTime<Utc>, Error> {
+    pub(crate) fn checked(self, field: &str) -> Result<DateTime<Utc>, Error> {
         u32::try_from(self.nanos)
             .ok()
             .and_then(|nanos| DateTime::from_timestamp(self.seconds, nanos))
