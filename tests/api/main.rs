@@ -32,5 +32,7 @@ mod python_client;
 mod readme;
 mod reflection;
 mod resilience;
+mod retention;
 mod settings;
+mod summaries;
 mod webhooks;
