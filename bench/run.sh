@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One benchmark run on this machine: build, seed a tenant with 1,000,000 calls, then for each
 # workload run pgbench on the service's own SQL and callsd-bench against `callsd serve` at the
-# same concurrency, back to back, and print the service/pgbench ratios.
+# same concurrency, back to back, and print the service/pgbench ratios; then SummarizeCalls (a
+# year by day, beside pgbench on its SQL) and one ExportCalls of the whole tenant (calls/s and
+# the server's memory).
 #
 #   bench/run.sh                 # full run (about 12-15 minutes, most of it seeding)
 #   QUICK=1 bench/run.sh         # 100,000 calls, 3 s per workload: checks the harness
@@ -243,6 +245,16 @@ PG[search-trgm-2]=$(pgbench_run search-trgm-2 search-trgm.sql)
 PG[search-grams-2]=$(pgbench_run search-grams-2 search.sql)
 psql -d "$BENCH_DB" -qc "DROP INDEX bench_trgm_idx"
 
+echo "== summarize: a year of the tenant by Paris day (SummarizeCalls), pgbench on the same SQL"
+PG[summarize]=$(pgbench_run summarize summarize.sql)
+SVC[summarize]=$(service_run summarize)
+echo "   pgbench ${PG[summarize]} tps; service $(field rps "${SVC[summarize]}") req/s"
+
+echo "== export: the whole tenant in one ExportCalls"
+EXPORT=$("$BENCH" export --address "http://127.0.0.1:$PORT_A" --key "$KEY" --server-pid "$PID_A" \
+    2>>"$OUT/bench-stderr.txt" | tee -a "$OUT/service.txt" | grep '^RESULT' | tail -1)
+echo "   $(field calls "$EXPORT") calls, $(field calls_per_s "$EXPORT") calls/s"
+
 GET_RPS=$(field rps "${SVC[get]}")
 OVERLOAD_RATE=$(awk -v r="$GET_RPS" 'BEGIN { printf "%d", 2 * r }')
 echo "== overload: get at $OVERLOAD_RATE req/s (2x the closed-loop peak), open loop"
@@ -275,7 +287,7 @@ echo "== results: $(date -u +%FT%TZ), $(nproc) cores, load $(cut -d' ' -f1-3 /pr
 echo "   concurrency $CONCURRENCY (pgbench -c $CONCURRENCY -j 2 -M prepared; callsd-bench $CONNECTIONS connections), ${DURATION}s each after ${WARMUP}s warm-up"
 printf '| %-10s | %12s | %12s | %6s | %8s | %8s | %-14s |\n' workload "service/s" "pgbench/s" ratio "p50 ms" "p99 ms" errors
 printf '|%s|%s|%s|%s|%s|%s|%s|\n' ------------ -------------- -------------- -------- ---------- ---------- ----------------
-for workload in create get list search update mixed list-deep; do
+for workload in create get list search update mixed list-deep summarize; do
     line=${SVC[$workload]}
     rps=$(field rps "$line")
     pg=${PG[$workload]:-}
@@ -325,4 +337,5 @@ echo "overload (get at ${OVERLOAD_RATE}/s): served $(field rps "${SVC[overload]}
 for line in "$WATCH" "$WATCH_SUSTAINED"; do
     echo "watch ($(field idle_streams "$line") idle streams, $(field rate "$line") creates/s offered to the other replica, $(field creates "$line") created, $(field create_errors "$line") shed): $(field events "$line") events; from event_time (transaction start) p50 $(field p50_ms "$line") ms, p99 $(field p99_ms "$line") ms; from the CreateCall answer p50 $(field answer_p50_ms "$line") ms, p99 $(field answer_p99_ms "$line") ms ($(field before_answer "$line") events beat their answer)"
 done
+echo "export (the whole tenant, one stream): $(field calls "$EXPORT") calls in $(field seconds "$EXPORT") s = $(field calls_per_s "$EXPORT") calls/s, first message after $(field first_message_ms "$EXPORT") ms, sync token $(field sync_token "$EXPORT"); server rss $(field rss_before_mib "$EXPORT") MiB before, peak $(field rss_peak_during_mib "$EXPORT") MiB during, $(field rss_after_mib "$EXPORT") MiB after"
 echo "idle streams: $(field idle_streams "$IDLE") held, rss $(field rss_before_mib "$IDLE") -> $(field rss_streams_mib "$IDLE") MiB ($(field kib_per_stream "$IDLE") KiB per stream)"

@@ -87,6 +87,8 @@ SETTINGS: dict[str, str] = {
     "heartbeatInterval": "CALLSD_HEARTBEAT_INTERVAL",
     "changeRetention": "CALLSD_CHANGE_RETENTION",
     "compactionInterval": "CALLSD_COMPACTION_INTERVAL",
+    "retentionInterval": "CALLSD_RETENTION_INTERVAL",
+    "retentionBatch": "CALLSD_RETENTION_BATCH",
     "feedPollInterval": "CALLSD_FEED_POLL_INTERVAL",
     "authCacheTtl": "CALLSD_AUTH_CACHE_TTL",
     "healthCheckInterval": "CALLSD_HEALTH_CHECK_INTERVAL",

@@ -48,11 +48,29 @@ async fn bench_seeds_a_tenant_and_runs_workloads_without_errors() {
     let report = run_workloads(
         &address,
         key,
-        "ping,get,list,search,create,update,mixed,list-deep",
+        "ping,get,list,search,create,update,mixed,list-deep,summarize",
         &database_url,
     )
     .await;
-    assert_every_result_without_errors(&report, 8);
+    assert_every_result_without_errors(&report, 9);
+
+    // One export of the whole tenant: every call (300 seeded, the creates since), and the token.
+    let exported = run_bench(
+        &["export", "--address", &address, "--key", key],
+        &database_url,
+    )
+    .await;
+    let result = exported
+        .lines()
+        .find(|line| line.starts_with("RESULT workload=export "))
+        .unwrap_or_else(|| panic!("a RESULT line: {exported}"));
+    assert!(result.contains(" sync_token=true "), "{result}");
+    let calls: u64 = result
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("calls="))
+        .and_then(|calls| calls.parse().ok())
+        .expect("calls=N");
+    assert!(calls >= 300, "{result}");
 
     // The floor server answers the same get and list workloads.
     let tenant_id = seeded

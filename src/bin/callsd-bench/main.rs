@@ -8,12 +8,14 @@
 //! - [`watch`]: idle WatchCalls streams, and commit-to-event latency across replicas.
 //! - [`fairness`]: `fairness`, one tenant's latency alone and beside a noisy tenant.
 //! - [`report`]: the printed lines and the server's memory.
+//! - [`export`]: `export`, one ExportCalls of the whole tenant: calls/s and the server's memory.
 //! - [`floor`]: `floor`, a server of the service's own parts doing nothing else, to measure
 //!   what the stack itself allows.
 
 mod cpu;
 mod data;
 mod driver;
+mod export;
 mod fairness;
 mod floor;
 mod page_reader;
@@ -49,6 +51,18 @@ enum Command {
     },
     /// Run workloads against a server.
     Run(RunArgs),
+    /// One ExportCalls of the whole tenant: calls a second and the server's memory.
+    Export {
+        /// The server (loopback only).
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        address: String,
+        /// API key of the seeded tenant.
+        #[arg(long, env = "CALLSD_BENCH_KEY", hide_env_values = true)]
+        key: String,
+        /// The server's pid, for its memory.
+        #[arg(long)]
+        server_pid: Option<u32>,
+    },
     /// Idle WatchCalls streams on one replica, creates through another.
     Watch(WatchArgs),
     /// A quiet tenant's latency alone, then while a noisy tenant sends many times its share.
@@ -96,7 +110,7 @@ struct RunArgs {
     #[arg(long, env = "CALLSD_BENCH_KEY", hide_env_values = true)]
     key: String,
     /// Comma-separated: ping (gRPC health check, no database), create, get, list, list-one
-    /// (page size 1), list-deep, search, update, mixed.
+    /// (page size 1), list-deep, search, update, mixed, summarize (a year by day).
     #[arg(long, value_delimiter = ',', default_value = "get")]
     workloads: Vec<Workload>,
     /// HTTP/2 connections.
@@ -238,6 +252,11 @@ async fn main() -> anyhow::Result<()> {
             println!("key={key}");
         }
         Command::Run(args) => run(args).await?,
+        Command::Export {
+            address,
+            key,
+            server_pid,
+        } => export::print(&export::run(&address, &key, server_pid).await?),
         Command::Fairness(args) => {
             let noise = match args.noisy_rate {
                 Some(rate) => fairness::Noise::Rate(rate),

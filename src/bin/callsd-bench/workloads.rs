@@ -31,6 +31,8 @@ pub enum Workload {
     Search,
     Update,
     Mixed,
+    /// SummarizeCalls: a year of the seeded tenant by day, in Europe/Paris.
+    Summarize,
 }
 
 impl FromStr for Workload {
@@ -47,6 +49,7 @@ impl FromStr for Workload {
             "search" => Workload::Search,
             "update" => Workload::Update,
             "mixed" => Workload::Mixed,
+            "summarize" => Workload::Summarize,
             other => return Err(format!("unknown workload {other:?}")),
         })
     }
@@ -64,6 +67,7 @@ impl Workload {
             Workload::Search => "search",
             Workload::Update => "update",
             Workload::Mixed => "mixed",
+            Workload::Summarize => "summarize",
         }
     }
 }
@@ -203,9 +207,32 @@ pub async fn send(
                 }))
                 .await?;
         }
+        Workload::Summarize => {
+            let summary = client
+                .summarize_calls(target.request(summarize_a_year()))
+                .await?
+                .into_inner();
+            if summary.summaries.is_empty() {
+                return Err(Status::internal("a year of the seeded tenant has no calls"));
+            }
+        }
         Workload::Mixed => unreachable!("mixed picks one of the others"),
     }
     Ok(())
+}
+
+/// The year before the seeded tenant's newest call (1 November 2026), by Paris day: the
+/// request `summarize` sends and `bench/pgbench/summarize.sql` runs as SQL.
+pub fn summarize_a_year() -> pb::SummarizeCallsRequest {
+    let timestamp = |seconds| Some(prost_types::Timestamp { seconds, nanos: 0 });
+    pb::SummarizeCallsRequest {
+        // 2025-11-01T00:00:00Z and 2026-11-01T00:00:00Z.
+        time_min: timestamp(1_761_955_200),
+        time_max: timestamp(1_793_491_200),
+        interval: pb::SummaryInterval::Day as i32,
+        time_zone: "Europe/Paris".to_owned(),
+        ..pb::SummarizeCallsRequest::default()
+    }
 }
 
 /// A list of the seeded tenant that comes back empty is a failure, however fast.
