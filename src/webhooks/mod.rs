@@ -139,20 +139,30 @@ impl Webhooks {
     /// Sends the event of `delivery` again, now, with the same `webhook-id` and body, and
     /// records the attempt. It does not change where the watch's cursor is.
     ///
-    /// A body the log keeps only the start of cannot be sent again: the attempt is recorded
-    /// as failed, saying so, rather than sending a cut body the receiver could not parse.
+    /// A body the log keeps only the start of, or that an erasure emptied, cannot be sent
+    /// again: the attempt is recorded as failed, saying so, rather than sending a body the
+    /// receiver could not parse.
     pub async fn resend(&self, watch: &Watch, delivery: &Delivery) -> Result<Delivery, Error> {
         let attempt_time = chrono::Utc::now();
-        let sent = if stored_body::was_cut(&delivery.request_body) {
+        // PurgeCalls and the retention sweep empty the bodies of the calls they erase.
+        let erased = delivery.request_body.is_empty().then(|| {
+            "this attempt's body is empty (erased with its call by PurgeCalls or retention, or \
+             never rendered), so it cannot be sent again"
+                .to_owned()
+        });
+        let cut = stored_body::was_cut(&delivery.request_body).then(|| {
+            format!(
+                "the delivery log keeps only the first {} bytes of this event's body, so it \
+                 cannot be sent again",
+                stored_body::MAX_STORED_BODY_BYTES
+            )
+        });
+        let sent = if let Some(error) = erased.or(cut) {
             SentRequest {
                 headers: Vec::new(),
                 status: 0,
                 response_body: String::new(),
-                error: format!(
-                    "the delivery log keeps only the first {} bytes of this event's body, so it \
-                     cannot be sent again",
-                    stored_body::MAX_STORED_BODY_BYTES
-                ),
+                error,
                 duration: Duration::ZERO,
                 retry_after: None,
             }

@@ -360,10 +360,18 @@ async fn hostile_export_filters_are_refused_naming_the_field() {
 #[tokio::test]
 async fn an_export_ends_with_unavailable_at_shutdown_never_as_if_complete() {
     let app = spawn_app().await;
-    create_many(&app, 1_500).await;
-    let mut stream = app
-        .client()
+    // Enough batches that the export cannot finish into the buffers (the channel's two
+    // messages, and what tonic holds while HTTP/2 flow control waits) before shutdown.
+    create_many(&app, 4_000).await;
+    // HTTP/2's smallest windows, so the server cannot push the export ahead of the reader.
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", app.address))
+        .unwrap()
+        .initial_stream_window_size(65_535)
+        .initial_connection_window_size(65_535)
+        .connect()
         .await
+        .unwrap();
+    let mut stream = pb::call_service_client::CallServiceClient::new(channel)
         .export_calls(app.authed(pb::ExportCallsRequest::default()))
         .await
         .unwrap()

@@ -291,6 +291,37 @@ async fn a_forced_purge_leaves_the_number_in_no_copy_and_other_tenants_untouched
         "the dump does show the other tenant's copies"
     );
 
+    // An erased attempt cannot be sent again: its body is gone.
+    let mut watches = WatchServiceClient::connect(format!("http://{}", app.address))
+        .await
+        .unwrap();
+    let log = watches
+        .list_deliveries(app.authed(pb::ListDeliveriesRequest {
+            watch_id: watch_id.clone(),
+            page_size: 100,
+            page_token: String::new(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .deliveries;
+    let erased = log
+        .iter()
+        .find(|delivery| delivery.call_id == as_caller.id && delivery.event_type != "call.deleted")
+        .expect("the purged call's creation was delivered");
+    assert!(erased.request_body.is_empty() && erased.response_body.is_empty());
+    let retried = watches
+        .retry_delivery(app.authed(pb::RetryDeliveryRequest {
+            delivery_id: erased.id.clone(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .delivery
+        .unwrap();
+    assert!(retried.error.contains("empty"), "{retried:?}");
+    assert!(retried.request_body.is_empty());
+
     // The other tenant's call, and the purging tenant's other calls, are untouched.
     let kept = client
         .get_call(with_key(
