@@ -43,11 +43,19 @@ impl WatchFilters {
         self.tool_id
             .as_ref()
             .is_none_or(|tool_id| call.fields.button_id == *tool_id)
-            && self
-                .search_digits
-                .as_ref()
-                .is_none_or(|digits| call.fields.number_digits().contains(digits.as_str()))
+            && self.search_digits.as_ref().is_none_or(|digits| {
+                is_erased(call) || call.fields.number_digits().contains(digits.as_str())
+            })
     }
+}
+
+/// A tombstone whose numbers PurgeCalls or retention scrubbed: it no longer says whether it
+/// matched a search, so it goes to every searching stream (a client drops an id it never had),
+/// lest a client keep an erased call it did have.
+fn is_erased(call: &Call) -> bool {
+    call.delete_time.is_some()
+        && call.fields.caller_number.as_str().is_empty()
+        && call.fields.called_number.as_str().is_empty()
 }
 
 /// What a stream sends; each but `Initial` carries the cursor a client may resume from.

@@ -231,6 +231,14 @@ async fn a_forced_purge_leaves_the_number_in_no_copy_and_other_tenants_untouched
 
     let (_, sync_token) = app.list_all(pb::ListCallsRequest::default()).await;
     let mut events = watch(&app, pb::WatchCallsRequest::default()).await;
+    let mut searching = watch(
+        &app,
+        pb::WatchCallsRequest {
+            search: "98 76 54 32".into(),
+            ..Default::default()
+        },
+    )
+    .await;
 
     let purged = purge(
         &app,
@@ -253,6 +261,15 @@ async fn a_forced_purge_leaves_the_number_in_no_copy_and_other_tenants_untouched
     }
     streamed.sort();
     assert_eq!(streamed, expected);
+    // A stream searching for the number gets them too, though the tombstones no longer carry it.
+    let mut searched = Vec::new();
+    for _ in 0..2 {
+        let event = next_change(&mut searching).await;
+        assert_eq!(event.r#type, CallEventType::Deleted as i32);
+        searched.push(event.call.unwrap().id);
+    }
+    searched.sort();
+    assert_eq!(searched, expected);
     let synced = app
         .list(pb::ListCallsRequest {
             sync_token,
