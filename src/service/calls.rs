@@ -44,6 +44,9 @@ pub struct Calls {
     feed: Feed,
     /// For the WatchCalls stream slot each open stream holds.
     shares: FairShares,
+    /// Exports running at once in this process: each holds a pooled connection for its whole
+    /// length, so they may never take the pool from everything else.
+    exports: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl Calls {
@@ -53,6 +56,9 @@ impl Calls {
             sealer,
             feed,
             shares,
+            exports: std::sync::Arc::new(tokio::sync::Semaphore::new(
+                exporting::MAX_CONCURRENT_EXPORTS,
+            )),
         }
     }
 

@@ -401,3 +401,42 @@ async fn an_export_ends_with_unavailable_at_shutdown_never_as_if_complete() {
     assert!(matches!(ended, Some(Code::Unavailable)), "{ended:?}");
     stopping.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_fifth_export_at_once_is_refused_as_overloaded_and_the_others_go_on() {
+    let app = spawn_app().await;
+    create_many(&app, 4_000).await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", app.address))
+        .unwrap()
+        .initial_stream_window_size(65_535)
+        // Room for every stream's window: unread streams must not starve the one being read.
+        .initial_connection_window_size(8 << 20)
+        .connect()
+        .await
+        .unwrap();
+    let mut client = pb::call_service_client::CallServiceClient::new(channel);
+    let mut open = Vec::new();
+    for _ in 0..4 {
+        let mut stream = client
+            .export_calls(app.authed(pb::ExportCallsRequest::default()))
+            .await
+            .unwrap()
+            .into_inner();
+        stream.message().await.unwrap().expect("a first batch");
+        open.push(stream);
+    }
+    let refused = client
+        .export_calls(app.authed(pb::ExportCallsRequest::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    assert_eq!(crate::helpers::reason(&refused), "OVERLOADED");
+    app.list(pb::ListCallsRequest::default())
+        .await
+        .expect("other requests still find a connection");
+    let mut calls = 500;
+    while let Some(message) = open[0].message().await.unwrap() {
+        calls += message.calls.len();
+    }
+    assert_eq!(calls, 4_000, "an export that was let in finishes");
+}

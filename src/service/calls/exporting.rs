@@ -2,7 +2,9 @@
 //! snapshot and streamed in batches, then (for an export no time window or search narrowed) a
 //! sync token from that snapshot, so the next sync list or WatchCalls resumes exactly after it.
 //!
-//! The stream holds one of the tenant's stream slots. Memory stays flat: the store reads a
+//! The stream holds one of the tenant's stream slots and one of the process's
+//! [`MAX_CONCURRENT_EXPORTS`] export slots (an export holds a pooled connection while it
+//! runs). Memory stays flat: the store reads a
 //! batch at a time through a portal and the channel to the client holds two batches; a client
 //! that reads nothing for [`SEND_TIMEOUT`] loses its export (its snapshot would hold back
 //! vacuum for every tenant). At shutdown the export ends with `ShuttingDown`; a stream that
@@ -27,6 +29,9 @@ use crate::{
 pub const EXPORT_BATCH_SIZE: usize = 500;
 /// Batches waiting for the client at once.
 const BUFFERED_BATCHES: usize = 2;
+/// Exports one process runs at once (each holds a pooled connection while it runs); more are
+/// refused with `OVERLOADED` (RESOURCE_EXHAUSTED), to retry later.
+pub const MAX_CONCURRENT_EXPORTS: usize = 4;
 /// How long a batch waits for a client that reads nothing before the export ends.
 const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -58,6 +63,11 @@ impl Calls {
     ) -> Result<impl Stream<Item = Result<ExportEvent, Error>> + Send + 'static, Error> {
         let filters = validate(request)?;
         let stream_slot = self.shares.open_stream(tenant.id)?;
+        let export_slot = self
+            .exports
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Error::Overloaded)?;
         let (sender, receiver) = mpsc::channel(BUFFERED_BATCHES);
         let store = self.store.clone();
         let sealer = self.sealer.clone();
@@ -65,7 +75,7 @@ impl Calls {
         let tenant = tenant.clone();
         tracing::info!(tenant = %tenant.name, "export started");
         self.feed.spawn_stream(async move {
-            let _open = stream_slot;
+            let _open = (stream_slot, export_slot);
             let mut snapshot: Option<Cursor> = None;
             let exported = store
                 .export_calls(tenant.id, &filters, EXPORT_BATCH_SIZE, |item| {
