@@ -33,6 +33,7 @@
 //!   door maps it in one place (gRPC: `grpc/status.rs`).
 //! - [`telemetry`]: logs and metrics.
 
+pub mod api;
 pub mod app;
 pub mod auth;
 pub mod cli;
@@ -45,6 +46,7 @@ pub mod fair_shares;
 pub mod feed;
 pub mod grpc;
 pub mod pb;
+pub mod rest;
 pub mod service;
 pub mod shutdown_signals;
 pub mod store;

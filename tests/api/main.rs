@@ -30,5 +30,6 @@ mod python_client;
 mod readme;
 mod reflection;
 mod resilience;
+mod rest;
 mod settings;
 mod webhooks;
