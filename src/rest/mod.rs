@@ -1,9 +1,9 @@
 //! The REST/JSON front door, on the gRPC port: the seed's API as the proto's `google.api.http`
 //! annotations map it (read at start-up into [`routes::RouteTable`], never written twice).
 //! Like the gRPC door it only authenticates (`Authorization: Bearer <key>`), converts (proto3
-//! JSON through prost-reflect, [`json`]) and maps errors (Google's REST shape, [`status`]);
+//! JSON through prost-reflect, `json.rs`) and maps errors (Google's REST shape, `status.rs`);
 //! each RPC runs the same function in [`crate::api`] as over gRPC, within the same in-flight
-//! limit and tenant shares. `GET /v1/calls:watch` streams Server-Sent Events ([`sse`]).
+//! limit and tenant shares. `GET /v1/calls:watch` streams Server-Sent Events (`sse.rs`).
 //!
 //! Which requests are REST: [`RestLayer`] sits between CORS and the gRPC protocols and takes
 //! every request that is not an RPC, that is neither of a gRPC or Connect content type nor

@@ -548,3 +548,51 @@ async fn a_tenant_past_its_rate_gets_429_with_retry_after() {
         .iter()
         .any(|detail| detail["@type"] == "type.googleapis.com/google.rpc.RetryInfo"));
 }
+
+#[tokio::test]
+async fn an_allowed_origin_may_call_the_rest_api_from_a_browser_and_another_may_not() {
+    let mut settings = crate::helpers::test_settings();
+    settings.cors_allowed_origins =
+        callsd::config::parse_allowed_origins("https://app.example.com").unwrap();
+    let app = crate::helpers::spawn_app_with(settings, chrono_tz::Tz::UTC).await;
+    let rest = RestClient::new(&app);
+    let preflight = |origin: &'static str| {
+        rest.http
+            .request(Method::OPTIONS, format!("{}/v1/calls/x", rest.base))
+            .header("origin", origin)
+            .header("access-control-request-method", "PATCH")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
+            .send()
+    };
+    let allowed = preflight("https://app.example.com").await.unwrap();
+    assert!(allowed.status().is_success());
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    assert!(allowed.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .contains("PATCH"));
+    let refused = preflight("https://evil.example.com").await.unwrap();
+    assert!(!refused
+        .headers()
+        .contains_key("access-control-allow-origin"));
+
+    let answer = rest
+        .http
+        .get(format!("{}/v1/calls", rest.base))
+        .bearer_auth(&rest.key)
+        .header("origin", "https://app.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_eq!(
+        answer.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+}

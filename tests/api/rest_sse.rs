@@ -190,3 +190,49 @@ async fn a_stream_needs_a_key_and_a_valid_token() {
     let (status, error) = read(response).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
 }
+
+#[tokio::test]
+async fn an_idle_stream_gets_heartbeats_carrying_the_current_sync_token() {
+    let mut settings = test_settings();
+    settings.heartbeat_interval = Duration::from_millis(300);
+    let app = crate::helpers::spawn_app_with(settings, chrono_tz::Tz::UTC).await;
+    let rest = RestClient::new(&app);
+    let mut events = Events::open(&rest, "", None).await;
+    let heartbeat = events.next().await.expect("a heartbeat");
+    assert_eq!(heartbeat.kind, "heartbeat");
+    assert!(heartbeat.id.is_some());
+    assert_eq!(
+        heartbeat.id.as_deref(),
+        heartbeat.data["syncToken"].as_str()
+    );
+}
+
+#[tokio::test]
+async fn a_tenant_past_its_stream_cap_gets_429_and_the_grpc_cap_is_the_same() {
+    let mut settings = test_settings();
+    settings.tenant_limits.tenant_max_streams = 1;
+    let app = crate::helpers::spawn_app_with(settings, chrono_tz::Tz::UTC).await;
+    let rest = RestClient::new(&app);
+    let _open = Events::open(&rest, "", None).await;
+    let response = rest
+        .http
+        .get(format!("{}/v1/calls:watch", rest.base))
+        .bearer_auth(&rest.key)
+        .send()
+        .await
+        .unwrap();
+    let (status, error) = read(response).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{error}");
+    assert_eq!(
+        error["error"]["details"][0]["reason"],
+        "TENANT_STREAM_LIMIT"
+    );
+    // The SSE stream holds the tenant's one slot for gRPC streams too.
+    let refused = app
+        .client()
+        .await
+        .watch_calls(app.authed(callsd::pb::calls::v1::WatchCallsRequest::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+}
