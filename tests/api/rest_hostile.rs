@@ -165,3 +165,19 @@ async fn a_body_on_a_method_without_one_gets_400() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
     assert_eq!(fields_of(&error), ["body"]);
 }
+
+#[tokio::test]
+async fn a_huge_path_value_or_too_many_query_parameters_get_400() {
+    let app = spawn_app().await;
+    let rest = RestClient::new(&app);
+    let (status, error) = rest.get(&format!("/v1/calls/{}", "a".repeat(5_000))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert_eq!(fields_of(&error), ["id"]);
+    let query = (0..100)
+        .map(|index| format!("p{index}=1"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let (status, error) = rest.get(&format!("/v1/calls?{query}")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert_eq!(fields_of(&error), ["query"]);
+}

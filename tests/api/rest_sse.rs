@@ -236,3 +236,26 @@ async fn a_tenant_past_its_stream_cap_gets_429_and_the_grpc_cap_is_the_same() {
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
 }
+
+#[tokio::test]
+async fn send_initial_state_sends_every_call_then_a_marker_whose_id_resumes() {
+    let app = spawn_app().await;
+    let rest = RestClient::new(&app);
+    let existing = create(&rest).await;
+    let mut events = Events::open(&rest, "?sendInitialState=true", None).await;
+    let initial = events.next_change().await;
+    assert_eq!(initial.kind, "initial");
+    assert_eq!(initial.data["call"]["id"], existing.as_str());
+    // An initial event has no position of its own: a client resumes from the marker.
+    assert!(initial.id.is_none());
+    let marker = events.next_change().await;
+    assert_eq!(marker.kind, "initialStateComplete");
+    assert!(marker.id.is_some());
+    let later = create(&rest).await;
+    drop(events);
+    let mut resumed = Events::open(&rest, "", marker.id.as_deref()).await;
+    assert_eq!(
+        resumed.next_change().await.data["call"]["id"],
+        later.as_str()
+    );
+}
