@@ -596,3 +596,70 @@ async fn an_allowed_origin_may_call_the_rest_api_from_a_browser_and_another_may_
         "https://app.example.com"
     );
 }
+
+#[tokio::test]
+async fn answers_carry_an_etag_header_and_if_match_guards_updates_and_deletes() {
+    let app = spawn_app().await;
+    let rest = RestClient::new(&app);
+    let call = create_seed_call(&rest).await;
+    let url = format!("{}/v1/calls/{}", rest.base, id_of(&call));
+    let read = rest
+        .http
+        .get(&url)
+        .bearer_auth(&rest.key)
+        .send()
+        .await
+        .unwrap();
+    let etag = read.headers()["etag"].to_str().unwrap().to_owned();
+    assert_eq!(etag, format!("\"{}\"", call["etag"].as_str().unwrap()));
+
+    let updated = rest
+        .http
+        .patch(&url)
+        .bearer_auth(&rest.key)
+        .header("if-match", &etag)
+        .json(&json!({"externalId": "a"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(updated.status(), StatusCode::OK);
+    let fresh = updated.headers()["etag"].to_str().unwrap().to_owned();
+    assert_ne!(fresh, etag);
+    let stale = rest
+        .http
+        .patch(&url)
+        .bearer_auth(&rest.key)
+        .header("if-match", &etag)
+        .json(&json!({"externalId": "b"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), StatusCode::PRECONDITION_FAILED);
+    let stale_delete = rest
+        .http
+        .delete(&url)
+        .bearer_auth(&rest.key)
+        .header("if-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale_delete.status(), StatusCode::PRECONDITION_FAILED);
+    let deleted = rest
+        .http
+        .delete(&url)
+        .bearer_auth(&rest.key)
+        .header("if-match", &fresh)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::OK);
+    let unquoted = rest
+        .http
+        .get(&url)
+        .bearer_auth(&rest.key)
+        .header("if-match", "3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unquoted.status(), StatusCode::BAD_REQUEST);
+}
