@@ -24,11 +24,11 @@ const MAX_QUERY_PARAMETERS: usize = 64;
 const MAX_NORMALIZED_DEPTH: usize = 16;
 
 /// Field names accepted for others in a message's JSON: (message, alias, JSON name).
-const FIELD_ALIASES: &[(&str, &str, &str)] = &[("calls.v1.CallRecord", "mineType", "mimeType")];
+pub const FIELD_ALIASES: &[(&str, &str, &str)] = &[("calls.v1.CallRecord", "mineType", "mimeType")];
 /// Query parameters accepted for others: (request message, alias, JSON name). The seed's
 /// `startDate` is an upper bound on a call's start (`time_max`), its `endDate` a lower bound on
 /// its end (`time_min`): see call_service.proto.
-const QUERY_ALIASES: &[(&str, &str, &str)] = &[
+pub const QUERY_ALIASES: &[(&str, &str, &str)] = &[
     ("calls.v1.ListCallsRequest", "startDate", "timeMax"),
     ("calls.v1.ListCallsRequest", "endDate", "timeMin"),
 ];

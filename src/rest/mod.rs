@@ -37,6 +37,9 @@ use crate::{
     service::{calls::Calls, watches::Watches},
     Error,
 };
+/// The seed's spellings the door accepts beside the proto's, for documents that list them
+/// (the OpenAPI document): field aliases by message, query parameter aliases by request.
+pub use json::{FIELD_ALIASES, QUERY_ALIASES};
 use routes::{Lookup, Route, RouteTable};
 use status::Refusal;
 
