@@ -30,5 +30,8 @@ mod python_client;
 mod readme;
 mod reflection;
 mod resilience;
+mod rest;
+mod rest_hostile;
+mod rest_sse;
 mod settings;
 mod webhooks;
