@@ -14,6 +14,7 @@ mod buf_curl;
 mod calls;
 mod cli;
 mod connections;
+mod demoted_primary;
 mod fair_shares;
 mod feed;
 mod first_run;
