@@ -15,6 +15,7 @@ mod calls;
 mod cli;
 mod connections;
 mod demoted_primary;
+mod failover;
 mod fair_shares;
 mod feed;
 mod first_run;
