@@ -146,7 +146,7 @@ async fn listen(store: Store, senders: [watch::Sender<Signals>; 2], stop: Cancel
                 tracing::warn!(retry_in = ?retry, "the database closed the change listener's connection");
             }
             Ok(Ended::ServerReadOnly) => {
-                tracing::warn!(
+                tracing::info!(
                     "moving the change listener: a server was found read-only since it connected"
                 );
                 retry = FIRST_RETRY;

@@ -54,11 +54,7 @@ impl Default for ReadOnlySeen {
 impl ReadOnlySeen {
     /// Records that a server refused a write (or reported itself read-only) just now.
     pub fn record(&self) {
-        let now = Instant::now();
-        self.last.send_replace(Some(now));
-        tracing::warn!(
-            "the database refused a write as read-only: reconnecting to find the primary"
-        );
+        self.last.send_replace(Some(Instant::now()));
     }
 
     /// True when a connection opened at `opened` may be on a server since found read-only.
@@ -142,6 +138,9 @@ impl PooledClient {
     ) -> Result<T, tokio_postgres::Error> {
         if let Err(error) = &result {
             if error.code() == Some(&SqlState::READ_ONLY_SQL_TRANSACTION) {
+                tracing::warn!(
+                    "the database refused a write as read-only: reconnecting to find the primary"
+                );
                 self.read_only.record();
             }
         }

@@ -85,7 +85,19 @@ impl HaCluster {
 
 impl Drop for HaCluster {
     fn drop(&mut self) {
-        let _ = Command::new(script()).args(["stop", &self.dir]).output();
+        if std::thread::panicking() {
+            // What the monitor decided, and each node's log, for whoever reads the failure.
+            for command in ["state", "events"] {
+                if let Ok(output) = Command::new(script()).args([command, &self.dir]).output() {
+                    println!("{}", String::from_utf8_lossy(&output.stdout));
+                }
+            }
+            let _ = Command::new(script())
+                .args(["stop", &self.dir, "--keep"])
+                .status();
+        } else {
+            let _ = Command::new(script()).args(["stop", &self.dir]).output();
+        }
     }
 }
 
