@@ -95,7 +95,8 @@ impl managed::Manager for VerifyingManager {
         client: &mut ClientWrapper,
         metrics: &Metrics,
     ) -> RecycleResult<tokio_postgres::Error> {
-        // One read of a lock no writer holds but on a 25006: nothing next to a round trip.
+        // A read lock that is only ever written when a server is found read-only: no round
+        // trip, nothing a checkout would notice.
         if self.read_only.outdates(metrics.created) {
             return Err(RecycleError::message(
                 "opened before a server was found read-only",
