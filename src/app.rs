@@ -284,7 +284,7 @@ async fn check_health(
             if healthy {
                 tracing::info!("database answers: SERVING");
             } else {
-                tracing::warn!("database does not answer: NOT_SERVING");
+                tracing::warn!("database does not answer or takes no writes: NOT_SERVING");
             }
             last = Some(healthy);
         }

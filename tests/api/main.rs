@@ -14,6 +14,8 @@ mod buf_curl;
 mod calls;
 mod cli;
 mod connections;
+mod demoted_primary;
+mod failover;
 mod fair_shares;
 mod feed;
 mod first_run;
