@@ -241,9 +241,13 @@ impl Server {
             .expect("callsd starts");
         let stderr = collect(child.stderr.take().expect("stderr is piped"));
         let mut server = Server { child, stderr };
-        // The first start runs initdb: slow on a busy machine.
+        // The first start runs initdb: slow on a busy machine. The port is bound before the
+        // default key file is written, so a connection alone does not mean the key is there:
+        // the log line that says it serves comes after both.
         let deadline = Instant::now() + Duration::from_secs(120);
-        while tokio::net::TcpStream::connect(&grpc).await.is_err() {
+        while tokio::net::TcpStream::connect(&grpc).await.is_err()
+            || !server.stderr().contains("serving gRPC")
+        {
             if let Some(status) = server.child.try_wait().unwrap() {
                 panic!("callsd exited ({status}):\n{}", server.stderr());
             }
