@@ -57,6 +57,8 @@ BAD_VALUES: list[tuple[str, dict[str, Any]]] = [
     ("job migrations without existingSecret", {"migrations": {"mode": "job"}}),
     ("secretKey not base64 of 32 bytes", {"secret": {"secretKey": "hunter2"}}),
     ("databaseUrl not postgres", {"secret": {"databaseUrl": "mysql://x@y/z"}}),
+    ("databaseUrl and databaseUrlSecret both set",
+     {"secret": {"databaseUrl": "postgres://u@h/d", "databaseUrlSecret": "pg-app"}}),
     ("bad duration", {"config": {"shutdownDrain": "five seconds"}}),
     ("bad webhook duration", {"config": {"webhooks": {"lease": "1 minute"}}}),
     ("bad retry delay", {"config": {"webhooks": {"retrySchedule": ["0s", "soon"]}}}),
@@ -322,6 +324,9 @@ def invariants(case: str, values: dict[str, Any], objs: list[tuple[str, dict[str
         ref = ((env.get(var) or {}).get("valueFrom") or {}).get("secretKeyRef") or {}
         if ref.get("key") != v["secret"]["keys"][key]:
             errs.append(f"Deployment: {var} does not come from the Secret key {v['secret']['keys'][key]}")
+        if var == "DATABASE_URL" and v["secret"].get("databaseUrlSecret") \
+                and ref.get("name") != v["secret"]["databaseUrlSecret"]:
+            errs.append(f"Deployment: DATABASE_URL not from secret.databaseUrlSecret: {ref}")
     cms = find(objs, "ConfigMap")
     data = cms[0].get("data", {}) if cms else {}
     job_mode = v["migrations"]["mode"] == "job"

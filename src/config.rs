@@ -120,6 +120,12 @@ pub enum KeyCommand {
 #[derive(Clone, Args)]
 pub struct DatabaseSettings {
     /// PostgreSQL URL. When unset, callsd starts its own PostgreSQL in --data-dir.
+    ///
+    /// A URL (postgres://USER:PASSWORD@HOST:PORT/DATABASE) or a key-value string (host=HOST
+    /// port=PORT user=USER dbname=DATABASE). For a highly available PostgreSQL, either one
+    /// address that always leads to the primary (CloudNativePG's CLUSTER-rw Service, a Patroni
+    /// Service) or every node, the writable one chosen at each connection:
+    /// postgres://USER:PASSWORD@HOST1:PORT1,HOST2:PORT2/DATABASE?target_session_attrs=read-write
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
 

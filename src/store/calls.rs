@@ -4,6 +4,8 @@
 //! commit together in one round trip. Reads and writes return the call as its
 //! [`CALL_COLUMNS`]; the change log keeps a `to_jsonb` copy of the row.
 
+use std::sync::OnceLock;
+
 use chrono::{DateTime, Utc};
 use tokio_postgres::types::ToSql;
 
@@ -251,76 +253,10 @@ impl Store {
             .search_digits
             .as_ref()
             .map(|digits| format!("%{digits}%"));
-        let mut conditions = Conditions::new(vec![&query.tenant_id, &query.barrier, &limit]);
-        conditions.add("c.tenant_id = $1".to_owned());
-        if let Some(tool_id) = &query.filters.tool_id {
-            let tool_id = conditions.param(tool_id);
-            conditions.add(format!("c.button_id = {tool_id}"));
-        }
-        let order = match &query.cursor {
-            ListCursor::Newest { after } => {
-                conditions.add("c.delete_time IS NULL".to_owned());
-                if let Some(time_min) = &query.filters.time_min {
-                    let time_min = conditions.param(time_min);
-                    conditions.add(format!("c.end_time > {time_min}"));
-                }
-                if let Some(time_max) = &query.filters.time_max {
-                    let time_max = conditions.param(time_max);
-                    conditions.add(format!("c.start_time < {time_max}"));
-                }
-                if let (Some(pattern), Some(digits)) = (&like_pattern, &query.filters.search_digits)
-                {
-                    // The digit-gram index (V3) finds the candidates, LIKE keeps true substrings.
-                    if digits.len() >= MIN_INDEXED_SEARCH_DIGITS {
-                        let digits = conditions.param(digits);
-                        conditions.add(format!(
-                            "digit_grams(c.number_digits) @> digit_grams({digits})"
-                        ));
-                    }
-                    let pattern = conditions.param(pattern);
-                    conditions.add(format!("c.number_digits LIKE {pattern}"));
-                }
-                if let Some((start_time, id)) = after {
-                    let start_time = conditions.param(start_time);
-                    let id = conditions.param(id);
-                    conditions.add(format!("(c.start_time, c.id) < ({start_time}, {id})"));
-                }
-                "start_time DESC, id DESC"
-            }
-            ListCursor::Changes { after } => {
-                let tx = conditions.param(&after.tx);
-                let seq = conditions.param(&after.seq);
-                conditions.add(format!("(c.change_tx, c.change_seq) > ({tx}, {seq})"));
-                conditions.add("c.change_tx < (SELECT tx FROM barrier)".to_owned());
-                "change_tx, change_seq"
-            }
-        };
-        // The feed's barrier and seen positions come once, in a row of their own whose call
-        // columns are NULL, from the same snapshot as the calls. Repeated on every row, the
-        // seen positions (up to 64) made a page up to six times larger whenever some old
-        // transaction was open and writes went on: pgbench list fell from ~11,000 to ~3,000
-        // tps (BENCHMARKS.md). The outer ORDER BY keeps the page's order a guarantee.
-        // Only a first page reads the seen positions: later ones carry the first page's in
-        // their token. With an old transaction open, the seen CTE reads up to 64 change-log
-        // rows (pgbench: 9,636 tps with it, 11,300 without).
-        let (seen_cte, seen_columns) = match query.barrier {
-            None => (format!(", {SEEN_CTE}"), SEEN_COLUMNS),
-            Some(_) => (String::new(), "NULL::bigint[], NULL::bigint[]"),
-        };
-        let sql = format!(
-            "WITH barrier AS (SELECT COALESCE($2::bigint,
-                 pg_snapshot_xmin(pg_current_snapshot())::text::bigint) AS tx){seen_cte}
-             (SELECT NULL::bigint, NULL::bigint[], NULL::bigint[], {CALL_COLUMNS} FROM calls c
-              WHERE {} ORDER BY {order} LIMIT $3)
-             UNION ALL
-             SELECT (SELECT tx FROM barrier), {seen_columns}, {nulls}
-             ORDER BY {order}",
-            conditions.sql.join(" AND "),
-            nulls = *CALL_COLUMN_NULLS,
-        );
-        let statement = client.prepare_cached(&sql).await?;
+        let listing = Listing::of(query, &limit, like_pattern.as_ref());
+        let statement = client.prepare_cached(listing.sql()).await?;
         check_call_columns(statement.columns(), LIST_CALL_FIRST_COLUMN)?;
-        let mut rows = client.query(&statement, &conditions.params).await?;
+        let mut rows = client.query(&statement, &listing.params).await?;
         let feed_row = rows
             .iter()
             .position(is_feed_row)
@@ -345,28 +281,150 @@ fn is_feed_row(row: &tokio_postgres::Row) -> bool {
     matches!(row.try_get::<_, Option<i64>>(0), Ok(Some(_)))
 }
 
-/// A WHERE clause built from fixed fragments; every value goes in as a parameter.
-struct Conditions<'a> {
-    sql: Vec<String>,
-    params: Vec<&'a (dyn ToSql + Sync)>,
+/// One condition a listing's WHERE clause may hold. Its values go in as parameters; the text
+/// depends only on which conditions a listing has, never on their values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Condition {
+    ToolId,
+    Live,
+    EndsAfter,
+    StartsBefore,
+    /// The digit-gram index (V3) finds the candidates, LIKE keeps true substrings.
+    DigitGrams,
+    DigitsLike,
+    BeforeKey,
+    ChangedAfter,
+    BelowBarrier,
 }
 
-impl<'a> Conditions<'a> {
-    fn new(params: Vec<&'a (dyn ToSql + Sync)>) -> Self {
-        Conditions {
-            sql: Vec::new(),
-            params,
+impl Condition {
+    /// The condition's SQL, its parameters numbered from `$first`.
+    fn sql(self, first: usize) -> String {
+        let (a, b) = (first, first + 1);
+        match self {
+            Condition::ToolId => format!("c.button_id = ${a}"),
+            Condition::Live => "c.delete_time IS NULL".to_owned(),
+            Condition::EndsAfter => format!("c.end_time > ${a}"),
+            Condition::StartsBefore => format!("c.start_time < ${a}"),
+            Condition::DigitGrams => format!("digit_grams(c.number_digits) @> digit_grams(${a})"),
+            Condition::DigitsLike => format!("c.number_digits LIKE ${a}"),
+            Condition::BeforeKey => format!("(c.start_time, c.id) < (${a}, ${b})"),
+            Condition::ChangedAfter => format!("(c.change_tx, c.change_seq) > (${a}, ${b})"),
+            Condition::BelowBarrier => "c.change_tx < (SELECT tx FROM barrier)".to_owned(),
         }
     }
 
-    /// Adds a parameter and returns its placeholder (`$n`).
-    fn param(&mut self, value: &'a (dyn ToSql + Sync)) -> String {
-        self.params.push(value);
-        format!("${}", self.params.len())
+    fn bit(self) -> usize {
+        1 << self as usize
+    }
+}
+
+/// Shapes: one bit per [`Condition`], one for "the barrier is known" (a later page).
+const SHAPE_BITS: u32 = 10;
+const LATER_PAGE: usize = 1 << (SHAPE_BITS - 1);
+
+/// Each shape's SQL text, built by its first listing. Formatting the ~1.5 KB statement for
+/// every page was a share of the list path's cost above the floor (issue 15); the floor
+/// (callsd-bench) prepares one fixed text.
+static LISTING_SQL: [OnceLock<Box<str>>; 1 << SHAPE_BITS] =
+    [const { OnceLock::new() }; 1 << SHAPE_BITS];
+
+/// A listing's conditions, in the order the code adds them, and their parameters. The SQL text
+/// is a function of `shape` alone: the same conditions always come in the same order.
+struct Listing<'a> {
+    shape: usize,
+    conditions: Vec<(Condition, usize)>,
+    params: Vec<&'a (dyn ToSql + Sync)>,
+}
+
+impl<'a> Listing<'a> {
+    fn of(query: &'a CallQuery, limit: &'a i64, like_pattern: Option<&'a String>) -> Self {
+        let mut listing = Listing {
+            shape: if query.barrier.is_some() {
+                LATER_PAGE
+            } else {
+                0
+            },
+            conditions: Vec::with_capacity(6),
+            params: vec![&query.tenant_id, &query.barrier, limit],
+        };
+        if let Some(tool_id) = &query.filters.tool_id {
+            listing.add(Condition::ToolId, &[tool_id]);
+        }
+        match &query.cursor {
+            ListCursor::Newest { after } => {
+                listing.add(Condition::Live, &[]);
+                if let Some(time_min) = &query.filters.time_min {
+                    listing.add(Condition::EndsAfter, &[time_min]);
+                }
+                if let Some(time_max) = &query.filters.time_max {
+                    listing.add(Condition::StartsBefore, &[time_max]);
+                }
+                if let (Some(pattern), Some(digits)) = (like_pattern, &query.filters.search_digits)
+                {
+                    if digits.len() >= MIN_INDEXED_SEARCH_DIGITS {
+                        listing.add(Condition::DigitGrams, &[digits]);
+                    }
+                    listing.add(Condition::DigitsLike, &[pattern]);
+                }
+                if let Some((start_time, id)) = after {
+                    listing.add(Condition::BeforeKey, &[start_time, id]);
+                }
+            }
+            ListCursor::Changes { after } => {
+                listing.add(Condition::ChangedAfter, &[&after.tx, &after.seq]);
+                listing.add(Condition::BelowBarrier, &[]);
+            }
+        }
+        listing
     }
 
-    fn add(&mut self, condition: String) {
-        self.sql.push(condition);
+    fn add(&mut self, condition: Condition, values: &[&'a (dyn ToSql + Sync)]) {
+        self.shape |= condition.bit();
+        self.conditions.push((condition, self.params.len() + 1));
+        self.params.extend_from_slice(values);
+    }
+
+    fn sql(&self) -> &'static str {
+        LISTING_SQL[self.shape].get_or_init(|| self.build_sql().into_boxed_str())
+    }
+
+    fn build_sql(&self) -> String {
+        let mut conditions = vec!["c.tenant_id = $1".to_owned()];
+        conditions.extend(
+            self.conditions
+                .iter()
+                .map(|&(condition, first)| condition.sql(first)),
+        );
+        let order = if self.shape & Condition::ChangedAfter.bit() != 0 {
+            "change_tx, change_seq"
+        } else {
+            "start_time DESC, id DESC"
+        };
+        // The feed's barrier and seen positions come once, in a row of their own whose call
+        // columns are NULL, from the same snapshot as the calls. Repeated on every row, the
+        // seen positions (up to 64) made a page up to six times larger whenever some old
+        // transaction was open and writes went on: pgbench list fell from ~11,000 to ~3,000
+        // tps (BENCHMARKS.md). The outer ORDER BY keeps the page's order a guarantee.
+        // Only a first page reads the seen positions: later ones carry the first page's in
+        // their token. With an old transaction open, the seen CTE reads up to 64 change-log
+        // rows (pgbench: 9,636 tps with it, 11,300 without).
+        let (seen_cte, seen_columns) = if self.shape & LATER_PAGE == 0 {
+            (format!(", {SEEN_CTE}"), SEEN_COLUMNS)
+        } else {
+            (String::new(), "NULL::bigint[], NULL::bigint[]")
+        };
+        format!(
+            "WITH barrier AS (SELECT COALESCE($2::bigint,
+                 pg_snapshot_xmin(pg_current_snapshot())::text::bigint) AS tx){seen_cte}
+             (SELECT NULL::bigint, NULL::bigint[], NULL::bigint[], {CALL_COLUMNS} FROM calls c
+              WHERE {} ORDER BY {order} LIMIT $3)
+             UNION ALL
+             SELECT (SELECT tx FROM barrier), {seen_columns}, {nulls}
+             ORDER BY {order}",
+            conditions.join(" AND "),
+            nulls = *CALL_COLUMN_NULLS,
+        )
     }
 }
 
@@ -380,4 +438,83 @@ pub(super) fn log_change(source: &str, kind_param: &str) -> String {
          SELECT change_tx, change_seq, tenant_id, id, {kind_param}::smallint, to_jsonb({source})
          FROM {source}"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every combination of filters and cursor a listing can have.
+    fn every_query() -> Vec<CallQuery> {
+        let instant = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap();
+        let mut queries = Vec::new();
+        for bits in 0..128u32 {
+            let has = |bit: u32| bits & (1 << bit) != 0;
+            let search_digits = match (has(3), has(4)) {
+                (false, _) => None,
+                (true, false) => Some("12".to_owned()),
+                (true, true) => Some("123456".to_owned()),
+            };
+            let cursor = match (has(5), has(6)) {
+                (false, false) => ListCursor::Newest { after: None },
+                (false, true) => ListCursor::Newest {
+                    after: Some((instant, CallId::new_v7())),
+                },
+                (true, _) => ListCursor::Changes {
+                    after: Position { tx: 7, seq: 9 },
+                },
+            };
+            for barrier in [None, Some(42)] {
+                queries.push(CallQuery {
+                    tenant_id: TenantId::new_v7(),
+                    filters: CallFilters {
+                        time_min: has(0).then_some(instant),
+                        time_max: has(1).then_some(instant),
+                        tool_id: has(2).then(|| "button".to_owned()),
+                        search_digits: search_digits.clone(),
+                    },
+                    cursor: cursor.clone(),
+                    barrier,
+                    limit: 50,
+                });
+            }
+        }
+        queries
+    }
+
+    fn highest_placeholder(sql: &str) -> usize {
+        sql.split('$')
+            .skip(1)
+            .filter_map(|rest| {
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                digits.parse().ok()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn a_shape_s_cached_sql_numbers_exactly_the_parameters_of_every_query_of_that_shape() {
+        let limit = 51;
+        for query in every_query() {
+            let pattern = query
+                .filters
+                .search_digits
+                .as_ref()
+                .map(|d| format!("%{d}%"));
+            let listing = Listing::of(&query, &limit, pattern.as_ref());
+            assert_eq!(listing.sql(), listing.build_sql(), "{query:?}");
+            assert_eq!(
+                highest_placeholder(listing.sql()),
+                listing.params.len(),
+                "{query:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_conditions_and_the_later_page_bit_fit_the_shape_table() {
+        assert!(Condition::BelowBarrier.bit() < LATER_PAGE);
+        assert_eq!(LISTING_SQL.len(), LATER_PAGE * 2);
+    }
 }

@@ -45,7 +45,7 @@ pub use summaries::{SummaryGrouping, SummaryInterval, SummaryQuery, SummaryRow};
 pub use tenants::{ApiKeyCreated, Tenant};
 
 use crate::Error;
-use pool::{Pool, PooledClient, VerifyingManager};
+use pool::{Pool, PooledClient, ReadOnlySeen, VerifyingManager};
 
 /// How the service talks to PostgreSQL.
 #[derive(Debug, Clone)]
@@ -100,6 +100,8 @@ pub fn apply_settings(config: &mut tokio_postgres::Config, settings: &PoolSettin
 pub struct Store {
     pool: Pool,
     config: tokio_postgres::Config,
+    /// When a server was last found read-only (see `pool.rs`).
+    read_only: ReadOnlySeen,
 }
 
 impl std::fmt::Debug for Store {
@@ -142,7 +144,8 @@ impl Store {
             Some(tls) => Manager::from_config(config.clone(), tls, manager_config),
             None => Manager::from_config(config.clone(), NoTls, manager_config),
         };
-        let pool = Pool::builder(VerifyingManager::new(manager))
+        let read_only = ReadOnlySeen::default();
+        let pool = Pool::builder(VerifyingManager::new(manager, read_only.clone()))
             .max_size(settings.max_size)
             .wait_timeout(Some(settings.acquire_timeout))
             .create_timeout(Some(settings.connect_timeout))
@@ -150,7 +153,11 @@ impl Store {
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(|error| Error::Internal(error.into()))?;
-        Ok(Store { pool, config })
+        Ok(Store {
+            pool,
+            config,
+            read_only,
+        })
     }
 
     /// A connection outside the pool (for LISTEN, which must never go back to a pool), with
@@ -185,15 +192,47 @@ impl Store {
             Error::DatabaseUnavailable(anyhow::anyhow!(described))
         });
         metrics::histogram!("callsd_db_pool_wait_seconds").record(started.elapsed().as_secs_f64());
-        client
+        Ok(PooledClient::new(client?, self.read_only.clone()))
     }
 
-    /// True when a pooled connection answers a trivial query.
+    /// True when a pooled connection answers and its server takes writes. A server in recovery
+    /// (a standby) or read-only by setting is marked as such, so that every connection opened
+    /// before moves (to the primary, through `target_session_attrs=read-write`), reads too.
     pub async fn is_healthy(&self) -> bool {
-        match self.client().await {
-            Ok(client) => client.simple_query("SELECT 1").await.is_ok(),
-            Err(_) => false,
+        let Ok(client) = self.client().await else {
+            return false;
+        };
+        let statement =
+            "SELECT pg_is_in_recovery() OR current_setting('transaction_read_only')::bool";
+        let read_only = match client.query_one(statement, &[]).await {
+            Ok(row) => row.get::<_, bool>(0),
+            Err(_) => return false,
+        };
+        if read_only {
+            drop(client);
+            self.read_only.record();
+            self.drop_outdated_connections();
         }
+        !read_only
+    }
+
+    /// Closes the idle connections opened before a server was last found read-only now,
+    /// rather than at their next checkout.
+    fn drop_outdated_connections(&self) {
+        self.pool
+            .retain(|_, metrics| !self.read_only.outdates(metrics.created));
+    }
+
+    /// Wakes whenever a server is found read-only: the LISTEN connection moves then.
+    pub(crate) fn read_only_marks(
+        &self,
+    ) -> tokio::sync::watch::Receiver<Option<std::time::Instant>> {
+        self.read_only.subscribe()
+    }
+
+    /// True when a connection opened at `opened` may be on a server since found read-only.
+    pub(crate) fn outdated(&self, opened: std::time::Instant) -> bool {
+        self.read_only.outdates(opened)
     }
 
     /// Pool usage for metrics: (connections open, connections idle, callers waiting).

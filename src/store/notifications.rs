@@ -8,8 +8,10 @@
 //!
 //! The connection is dedicated (a pooled one would carry its LISTENs to the next borrower),
 //! shows as `callsd-listener` in `pg_stat_activity`, and is reopened with backoff when lost.
+//! It is reopened too when a server is found read-only after it connected (see `pool.rs`): a
+//! demoted primary that stays up would keep it open, and no write would ever notify it again.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use tokio::sync::watch;
@@ -140,8 +142,14 @@ async fn listen(store: Store, senders: [watch::Sender<Signals>; 2], stop: Cancel
             retry = FIRST_RETRY;
         }
         match outcome {
-            Ok(()) => {
+            Ok(Ended::Closed) => {
                 tracing::warn!(retry_in = ?retry, "the database closed the change listener's connection");
+            }
+            Ok(Ended::ServerReadOnly) => {
+                tracing::info!(
+                    "moving the change listener: a server was found read-only since it connected"
+                );
+                retry = FIRST_RETRY;
             }
             Err(error) => {
                 // tokio-postgres's own message is often just "db error"; the cause says why.
@@ -157,14 +165,36 @@ async fn listen(store: Store, senders: [watch::Sender<Signals>; 2], stop: Cancel
     }
 }
 
+/// Why a listening connection was given up.
+enum Ended {
+    /// The server closed it.
+    Closed,
+    /// A server was found read-only after it connected: it may be on a demoted primary.
+    ServerReadOnly,
+}
+
 /// Connects, LISTENs on every channel, signals a catch-up, then dispatches notifications until
-/// the connection ends. Sets `listened` once the LISTENs are in place.
+/// the connection ends or may be on a read-only server. Sets `listened` once the LISTENs are in
+/// place.
 async fn listen_once(
     store: &Store,
     senders: &[watch::Sender<Signals>; 2],
     listened: &mut bool,
-) -> Result<(), tokio_postgres::Error> {
+) -> Result<Ended, tokio_postgres::Error> {
+    let mut read_only_marks = store.read_only_marks();
+    let opened = Instant::now();
     let (client, mut messages) = store.connect_dedicated(LISTENER_APPLICATION_NAME).await?;
+    let outdated = async {
+        loop {
+            if store.outdated(opened) {
+                return;
+            }
+            if read_only_marks.changed().await.is_err() {
+                // The store is gone: only `stop` ends this listener now.
+                std::future::pending::<()>().await;
+            }
+        }
+    };
     // The connection must be polled for the LISTENs to run and for notifications to arrive;
     // dispatching right here keeps every one of them without a queue in between.
     let dispatch = async {
@@ -175,7 +205,7 @@ async fn listen_once(
                 }
             }
         }
-        Ok(())
+        Ok(Ended::Closed)
     };
     let subscribe = async {
         let statement = Channel::ALL
@@ -188,11 +218,12 @@ async fn listen_once(
             sender.send_modify(|signals| signals.connections += 1);
         }
         tracing::debug!("change listener connected");
-        std::future::pending::<Result<(), tokio_postgres::Error>>().await
+        std::future::pending::<Result<Ended, tokio_postgres::Error>>().await
     };
     tokio::select! {
         result = dispatch => result,
         result = subscribe => result,
+        () = outdated => Ok(Ended::ServerReadOnly),
     }
 }
 

@@ -120,3 +120,16 @@ fn help_documents_every_setting_with_its_environment_variable() {
         assert!(help.contains(variable), "--help lacks {variable}:\n{help}");
     }
 }
+
+#[test]
+fn help_shows_the_multi_host_database_url_of_a_highly_available_postgresql() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_callsd"))
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        help.contains("@HOST1:PORT1,HOST2:PORT2/DATABASE?target_session_attrs=read-write"),
+        "{help}"
+    );
+}

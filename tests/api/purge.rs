@@ -469,3 +469,43 @@ async fn hostile_purges_are_refused_naming_the_field_and_erase_nothing() {
     let (left, _) = app.list_all(pb::ListCallsRequest::default()).await;
     assert_eq!(left.len(), 1, "nothing was erased");
 }
+
+#[tokio::test]
+async fn the_unary_personal_data_rpcs_answer_over_rest_and_export_is_not_served_there_yet() {
+    use reqwest::StatusCode;
+    use serde_json::json;
+
+    let app = spawn_app_with(test_settings(), chrono_tz::Tz::UTC).await;
+    app.create(call(
+        "+1 202 555 0101",
+        "+1 202 555 0102",
+        "2026-01-10T10:00:00",
+        "UTC",
+    ))
+    .await;
+    let rest = crate::rest::RestClient::new(&app);
+
+    let (status, settings) = rest.get("/v1/tenant").await;
+    assert_eq!(status, StatusCode::OK, "{settings}");
+    assert_eq!(settings["tenantSettings"]["name"], "acme");
+
+    let (status, summary) = rest
+        .get("/v1/calls:summarize?timeMin=2026-01-01T00:00:00Z&timeMax=2026-02-01T00:00:00Z&interval=SUMMARY_INTERVAL_MONTH")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{summary}");
+    assert_eq!(summary["summaries"][0]["callCount"], "1");
+
+    let (status, refused) = rest.post("/v1/calls:purge", json!({"force": true})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    let (status, purged) = rest
+        .post(
+            "/v1/calls:purge",
+            json!({"phoneNumber": "202 555 0101", "force": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{purged}");
+    assert_eq!(purged["purgeCount"], "1");
+
+    let (status, _) = rest.get("/v1/calls:export").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -36,7 +36,7 @@ async fn app_on_own_cluster(dir: &std::path::Path) -> (TestApp, EmbeddedPostgres
     (app, cluster)
 }
 
-async fn health(app: &TestApp, service: &str) -> ServingStatus {
+pub async fn health(app: &TestApp, service: &str) -> ServingStatus {
     let channel = tonic::transport::Channel::from_shared(format!("http://{}", app.address))
         .unwrap()
         .connect()
@@ -53,7 +53,7 @@ async fn health(app: &TestApp, service: &str) -> ServingStatus {
     ServingStatus::try_from(response.status).unwrap()
 }
 
-async fn wait_for_health(app: &TestApp, expected: ServingStatus) {
+pub async fn wait_for_health(app: &TestApp, expected: ServingStatus) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     while health(app, "").await != expected {
         assert!(

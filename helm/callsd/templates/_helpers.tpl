@@ -86,6 +86,9 @@ app.kubernetes.io/component: server
 
 {{/* Fail early on combinations the schema cannot express. */}}
 {{- define "callsd.validate" -}}
+{{- if and .Values.secret.databaseUrlSecret .Values.secret.databaseUrl }}
+{{- fail "secret.databaseUrl and secret.databaseUrlSecret both set: DATABASE_URL comes from one place. Keep databaseUrlSecret (the Secret your PostgreSQL operator maintains) and drop databaseUrl." }}
+{{- end }}
 {{- if and (eq .Values.migrations.mode "job") (not .Values.secret.existingSecret) }}
 {{- fail "migrations.mode=job needs secret.existingSecret: the pre-install hook Job runs before any Secret of this release exists. Create the Secret first (see the chart README) and set secret.existingSecret." }}
 {{- end }}
@@ -102,7 +105,7 @@ app.kubernetes.io/component: server
 - name: DATABASE_URL
   valueFrom:
     secretKeyRef:
-      name: {{ include "callsd.secretName" . }}
+      name: {{ .Values.secret.databaseUrlSecret | default (include "callsd.secretName" .) }}
       key: {{ .Values.secret.keys.databaseUrl }}
 - name: CALLSD_SECRET_KEY
   valueFrom:

@@ -40,7 +40,7 @@ mod watches;
 // The receiver: records every request, answers from a script (200 when the script is empty).
 
 #[derive(Debug, Clone)]
-struct Received {
+pub(crate) struct Received {
     method: Method,
     path: String,
     headers: HeaderMap,
@@ -56,7 +56,7 @@ impl Received {
             .unwrap_or_default()
     }
 
-    fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).expect("the body is JSON")
     }
 }
@@ -83,13 +83,13 @@ struct ReceiverState {
     tokens_issued: Arc<Mutex<Vec<String>>>,
 }
 
-struct Receiver {
+pub(crate) struct Receiver {
     address: SocketAddr,
     state: ReceiverState,
 }
 
 impl Receiver {
-    async fn start() -> Receiver {
+    pub(crate) async fn start() -> Receiver {
         let state = ReceiverState::default();
         let router = axum::Router::new()
             .route("/token", axum::routing::post(token))
@@ -101,7 +101,7 @@ impl Receiver {
         Receiver { address, state }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
     }
 
@@ -109,7 +109,7 @@ impl Receiver {
         self.state.script.lock().unwrap().extend(replies);
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         self.state.received.lock().unwrap().clone()
     }
 
@@ -164,7 +164,7 @@ async fn token(State(state): State<ReceiverState>, body: String) -> Response {
 // Helpers.
 
 /// Test settings with loopback allowed and a compressed retry schedule.
-fn webhook_settings() -> ServeSettings {
+pub(crate) fn webhook_settings() -> ServeSettings {
     let mut settings = test_settings();
     settings.webhooks.webhook_allowed_cidrs = parse_allowed_cidrs("127.0.0.0/8").unwrap();
     settings.webhooks.webhook_retry_schedule = parse_retry_schedule("0s,100ms,200ms").unwrap();
@@ -184,7 +184,7 @@ async fn watches(app: &TestApp) -> WatchServiceClient<Channel> {
         .expect("client connects")
 }
 
-async fn create_watch(app: &TestApp, watch: pb::Watch) -> pb::Watch {
+pub(crate) async fn create_watch(app: &TestApp, watch: pb::Watch) -> pb::Watch {
     watches(app)
         .await
         .create_watch(app.authed(pb::CreateWatchRequest { watch: Some(watch) }))
@@ -195,7 +195,7 @@ async fn create_watch(app: &TestApp, watch: pb::Watch) -> pb::Watch {
         .unwrap()
 }
 
-fn watch_to(address: String) -> pb::Watch {
+pub(crate) fn watch_to(address: String) -> pb::Watch {
     pb::Watch {
         address,
         name: "test".into(),

@@ -1,19 +1,60 @@
-//! Conversions for the calls-as-personal-data RPCs (ExportCalls, SummarizeCalls, PurgeCalls,
-//! GetTenantSettings): proto requests to the service's inputs, its results to proto messages.
+//! The calls-as-personal-data RPCs of `calls.v1.CallService` (ExportCalls, SummarizeCalls,
+//! PurgeCalls, GetTenantSettings), one transport-free function each: the request message in,
+//! the [`Calls`] service called, the response message (or, for ExportCalls, a stream of them)
+//! out.
 
 use std::time::Duration;
+
+use futures::{Stream, StreamExt};
 
 use super::convert;
 use crate::{
     pb::calls::v1 as pb,
     service::calls::{
-        CallSummary, ExportCallsInput, ExportEvent, PurgeCallsInput, PurgeOutcome,
+        CallSummary, Calls, ExportCallsInput, ExportEvent, PurgeCallsInput, PurgeOutcome,
         SummarizeCallsInput, Summary, TenantSettings,
     },
-    store::{SummaryGrouping, SummaryInterval},
+    store::{SummaryGrouping, SummaryInterval, Tenant},
+    Error,
 };
 
-pub fn export_input(request: &pb::ExportCallsRequest) -> ExportCallsInput<'_> {
+/// Starts an export; its messages follow as the caller reads them.
+pub async fn export_calls(
+    calls: &Calls,
+    tenant: &Tenant,
+    request: &pb::ExportCallsRequest,
+) -> Result<impl Stream<Item = Result<pb::ExportCallsResponse, Error>> + Send + 'static, Error> {
+    let events = calls.export(tenant, &export_input(request)).await?;
+    Ok(events.map(|event| event.map(export_message)))
+}
+
+pub async fn summarize_calls(
+    calls: &Calls,
+    tenant: &Tenant,
+    request: &pb::SummarizeCallsRequest,
+) -> Result<pb::SummarizeCallsResponse, Error> {
+    let summary = calls.summarize(tenant, &summarize_input(request)).await?;
+    Ok(summary_response(summary))
+}
+
+pub async fn purge_calls(
+    calls: &Calls,
+    tenant: &Tenant,
+    request: &pb::PurgeCallsRequest,
+) -> Result<pb::PurgeCallsResponse, Error> {
+    let outcome = calls.purge(tenant, &purge_input(request)).await?;
+    Ok(purge_response(outcome))
+}
+
+pub async fn get_tenant_settings(
+    calls: &Calls,
+    tenant: &Tenant,
+    _request: &pb::GetTenantSettingsRequest,
+) -> Result<pb::GetTenantSettingsResponse, Error> {
+    Ok(tenant_settings(calls.tenant_settings(tenant).await?))
+}
+
+fn export_input(request: &pb::ExportCallsRequest) -> ExportCallsInput<'_> {
     ExportCallsInput {
         time_min: request.time_min.as_ref().map(convert::client_instant),
         time_max: request.time_max.as_ref().map(convert::client_instant),
@@ -22,7 +63,7 @@ pub fn export_input(request: &pb::ExportCallsRequest) -> ExportCallsInput<'_> {
     }
 }
 
-pub fn export_message(event: ExportEvent) -> pb::ExportCallsResponse {
+fn export_message(event: ExportEvent) -> pb::ExportCallsResponse {
     match event {
         ExportEvent::Calls(calls) => pb::ExportCallsResponse {
             calls: calls.into_iter().map(convert::call_to_proto).collect(),
@@ -35,7 +76,7 @@ pub fn export_message(event: ExportEvent) -> pb::ExportCallsResponse {
     }
 }
 
-pub fn summarize_input(request: &pb::SummarizeCallsRequest) -> SummarizeCallsInput<'_> {
+fn summarize_input(request: &pb::SummarizeCallsRequest) -> SummarizeCallsInput<'_> {
     let interval = match pb::SummaryInterval::try_from(request.interval) {
         Ok(pb::SummaryInterval::Day) => Some(SummaryInterval::Day),
         Ok(pb::SummaryInterval::Week) => Some(SummaryInterval::Week),
@@ -59,7 +100,7 @@ pub fn summarize_input(request: &pb::SummarizeCallsRequest) -> SummarizeCallsInp
     }
 }
 
-pub fn summary_response(summary: Summary) -> pb::SummarizeCallsResponse {
+fn summary_response(summary: Summary) -> pb::SummarizeCallsResponse {
     pb::SummarizeCallsResponse {
         summaries: summary.summaries.into_iter().map(call_summary).collect(),
         time_zone: summary.time_zone.name().to_owned(),
@@ -78,7 +119,7 @@ fn call_summary(summary: CallSummary) -> pb::CallSummary {
     }
 }
 
-pub fn purge_input(request: &pb::PurgeCallsRequest) -> PurgeCallsInput<'_> {
+fn purge_input(request: &pb::PurgeCallsRequest) -> PurgeCallsInput<'_> {
     PurgeCallsInput {
         phone_number: &request.phone_number,
         time_min: request.time_min.as_ref().map(convert::client_instant),
@@ -87,7 +128,7 @@ pub fn purge_input(request: &pb::PurgeCallsRequest) -> PurgeCallsInput<'_> {
     }
 }
 
-pub fn purge_response(outcome: PurgeOutcome) -> pb::PurgeCallsResponse {
+fn purge_response(outcome: PurgeOutcome) -> pb::PurgeCallsResponse {
     pb::PurgeCallsResponse {
         purge_count: outcome.purge_count,
         purge_sample: outcome
@@ -98,7 +139,7 @@ pub fn purge_response(outcome: PurgeOutcome) -> pb::PurgeCallsResponse {
     }
 }
 
-pub fn tenant_settings(settings: TenantSettings) -> pb::GetTenantSettingsResponse {
+fn tenant_settings(settings: TenantSettings) -> pb::GetTenantSettingsResponse {
     pb::GetTenantSettingsResponse {
         tenant_settings: Some(pb::TenantSettings {
             name: settings.name,
