@@ -5,7 +5,9 @@
 //! drain period so load balancers move away, then WatchCalls and health Watch streams end with
 //! UNAVAILABLE, connections still in their handshake close, in-flight RPCs finish (up to the
 //! shutdown timeout) and background tasks stop, the LISTEN connection (which wakes the feed,
-//! clears the auth cache and wakes the webhook worker) among them.
+//! clears the auth cache and wakes the webhook worker) among them. ExportCalls streams end with
+//! the WatchCalls streams; the retention sweep stops with the background tasks, between two
+//! of its batches.
 
 use std::{future::Future, net::SocketAddr, time::Duration};
 

@@ -9,7 +9,8 @@
 //! - [`app`]: builds the server once for `main` and for the tests; health, reflection, shutdown.
 //! - [`connections`]: accepting client connections: a cap, a handshake deadline, the fd limit.
 //! - [`shutdown_signals`]: SIGTERM and Ctrl-C: the first drains, a second stops at once.
-//! - [`cli`]: the operator commands (`migrate`, `tenant create`, `key create`, `key revoke`).
+//! - [`cli`]: the operator commands (`migrate`, `tenant create`, `tenant update`, `key create`,
+//!   `key revoke`).
 //! - [`embedded_postgres`]: the PostgreSQL that `callsd serve` starts when no database is set.
 //! - [`grpc`]: the gRPC front door: authenticates from metadata, runs each RPC's [`api`]
 //!   function, maps [`Error`] to `Status`; no SQL, no rules.
@@ -21,7 +22,10 @@
 //! - [`service`]: the rules, transport-free, one type per resource: [`service::calls::Calls`]
 //!   holds ListCalls' paging and page and sync tokens bound to tenant and filters
 //!   (`calls/listing.rs`), and WatchCalls' start and stream tokens
-//!   (`calls/watching.rs`); [`service::watches::Watches`] the watch rules: address (SSRF) and
+//!   (`calls/watching.rs`), and the calls as personal data: ExportCalls' one-snapshot stream
+//!   (`calls/exporting.rs`), SummarizeCalls' bounded buckets (`calls/summarizing.rs`) and
+//!   PurgeCalls' erasure (`calls/purging.rs`); [`service::retention`] the per-tenant retention
+//!   sweep; [`service::watches::Watches`] the watch rules: address (SSRF) and
 //!   secret policy, signing keys, the delivery log and previews; [`service::page_budget`] the
 //!   byte budget every list answer keeps.
 //! - [`domain`]: validated call fields (phone numbers, local start times, time zones), watches
