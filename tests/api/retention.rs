@@ -144,3 +144,52 @@ async fn a_retention_that_is_not_a_duration_is_refused_by_the_command() {
     assert!(!ok && stderr.contains("no tenant"), "{stderr}");
     assert_eq!(settings(&app).await.call_retention, None);
 }
+
+#[tokio::test]
+async fn two_replicas_sweeping_at_once_delete_each_call_once() {
+    let mut server = test_settings();
+    server.retention_interval = Duration::from_millis(50);
+    server.retention_batch = 1;
+    let first = spawn_app_with(server.clone(), chrono_tz::Tz::UTC).await;
+    let second = crate::helpers::spawn_app_on(server, &first.database).await;
+    let mut old = Vec::new();
+    for extra_days in 1..=20 {
+        old.push(
+            call_started(&first, &first.key, TimeDelta::days(40 + extra_days), 60)
+                .await
+                .id,
+        );
+    }
+    let mut events = watch(&first, pb::WatchCallsRequest::default()).await;
+    first
+        .store
+        .set_call_retention(first.tenant_id, Some(Duration::from_secs(30 * 86_400)))
+        .await
+        .unwrap();
+    let mut deleted = Vec::new();
+    for _ in 0..old.len() {
+        let event = next_change(&mut events).await;
+        assert_eq!(event.r#type, CallEventType::Deleted as i32);
+        deleted.push(event.call.unwrap().id);
+    }
+    // No event for a second deletion comes: give both sweeps a few more rounds.
+    let extra = tokio::time::timeout(Duration::from_millis(500), events.message()).await;
+    match extra {
+        Err(_) => {}
+        Ok(message) => {
+            let event = message.unwrap().unwrap().event.unwrap();
+            assert_eq!(
+                event.r#type,
+                CallEventType::Heartbeat as i32,
+                "a call deleted twice: {event:?}"
+            );
+        }
+    }
+    deleted.sort();
+    old.sort();
+    assert_eq!(
+        deleted, old,
+        "each call deleted once, by one replica or the other"
+    );
+    second.stop().await;
+}
