@@ -9,6 +9,7 @@
 //! every request that is not an RPC, that is neither of a gRPC or Connect content type nor
 //! addressed to `/<package>.<Service>/<Method>`.
 
+mod export;
 mod handlers;
 mod json;
 pub mod routes;
@@ -141,14 +142,12 @@ impl Rest {
             .await?;
         let message = json::request_message(route, path_values, parts.uri.query(), &body)?;
         if route.rpc.is_server_streaming() {
-            // ExportCalls over REST (NDJSON, CSV) is not wired yet: only WatchCalls streams.
-            if route.rpc.name() != "WatchCalls" {
-                return Err(Error::NotFound {
-                    resource: "REST route (ExportCalls is served over gRPC only, for now)",
+            return match route.rpc.name() {
+                "ExportCalls" => {
+                    export::open(&self.calls, &tenant, route, message, &parts.headers).await
                 }
-                .into());
-            }
-            return sse::open(&self.calls, &tenant, route, message, &parts.headers).await;
+                _ => sse::open(&self.calls, &tenant, route, message, &parts.headers).await,
+            };
         }
         let answer = handlers::dispatch(self, route, message, &tenant).await?;
         let mut response = if route.method == Method::DELETE {
