@@ -45,6 +45,7 @@ pub mod fair_shares;
 pub mod feed;
 pub mod grpc;
 pub mod pb;
+pub mod rest;
 pub mod service;
 pub mod shutdown_signals;
 pub mod store;

@@ -25,6 +25,7 @@ const LAYERS: &[&str] = &[
 /// door, the generated code, and the server that accepts connections and wires it all.
 const TRANSPORT_FILES: &[&str] = &[
     "src/grpc/",
+    "src/rest/",
     "src/pb.rs",
     "src/app.rs",
     "src/main.rs",

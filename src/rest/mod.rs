@@ -1,0 +1,3 @@
+//! The REST/JSON front door.
+
+pub mod openapi;

@@ -1,0 +1,605 @@
+//! The OpenAPI 3.0 document of the REST door, generated at start-up from the descriptor set the
+//! server is built from (`pb::FILE_DESCRIPTOR_SET`), never written by hand: paths and methods
+//! from each RPC's `google.api.http` rule (and its `additional_bindings`), path parameters from
+//! the `{field}` templates, query parameters for the request's other fields when the body is
+//! not `"*"`, request bodies from `body`, schemas from the messages in proto3's JSON mapping
+//! (`schemas`), descriptions from the proto's comments. Served at `GET /openapi.json`.
+//!
+//! What the door accepts beyond the proto (the seed's query names and spellings) is listed in
+//! [`DoorExtras`], next to nothing else, so the document says exactly what the door does.
+
+mod schemas;
+
+use std::sync::LazyLock;
+
+use prost_reflect::{
+    DescriptorPool, DynamicMessage, ExtensionDescriptor, Kind, MessageDescriptor, MethodDescriptor,
+    Value as ProtoValue,
+};
+use serde_json::{json, Map, Value};
+
+use crate::pb;
+use schemas::{Comments, Schemas};
+
+/// The HTTP methods of `google.api.HttpRule`'s `pattern`, as OpenAPI spells them.
+const METHODS: &[&str] = &["get", "put", "post", "delete", "patch"];
+
+/// The error statuses the door answers with (AIP-193), each in Google's error shape.
+const ERROR_STATUSES: &[(&str, &str)] = &[
+    ("400", "The request is malformed or a field is invalid (INVALID_ARGUMENT, FAILED_PRECONDITION, OUT_OF_RANGE)."),
+    ("401", "No API key, or an unknown or revoked one (UNAUTHENTICATED)."),
+    ("403", "The key may not do this (PERMISSION_DENIED)."),
+    ("404", "No such resource for this tenant, or no such route (NOT_FOUND)."),
+    ("409", "The resource exists already, or a concurrent change won (ALREADY_EXISTS, ABORTED)."),
+    ("412", "The etag sent no longer matches (FAILED_PRECONDITION on an etag)."),
+    ("429", "The tenant's share or the server's capacity is used up (RESOURCE_EXHAUSTED)."),
+    ("503", "The server is draining or the database is unavailable (UNAVAILABLE)."),
+];
+
+/// What the REST door accepts beyond what the proto declares: the seed API's own names.
+pub struct DoorExtras {
+    /// Extra query parameters of an RPC: (method full name, name, the field it stands for).
+    pub query_aliases: &'static [(&'static str, &'static str, &'static str)],
+    /// Extra spellings of enum values the door accepts: (enum full name, spelling).
+    pub enum_aliases: &'static [(&'static str, &'static str)],
+    /// Extra JSON names of a message's fields: (message full name, alias, field JSON name).
+    pub field_aliases: &'static [(&'static str, &'static str, &'static str)],
+    /// Header parameters of an RPC: (method full name, header, description).
+    pub headers: &'static [(&'static str, &'static str, &'static str)],
+    /// Whether a response message with no fields is answered with an empty body.
+    pub empty_body_for_empty_response: bool,
+}
+
+/// What the door of `src/rest/` accepts beyond the proto.
+pub const DOOR_EXTRAS: DoorExtras = DoorExtras {
+    query_aliases: &[],
+    enum_aliases: &[],
+    field_aliases: &[],
+    headers: &[],
+    empty_body_for_empty_response: false,
+};
+
+/// The document as served, serialised once.
+pub fn document_json() -> &'static [u8] {
+    static JSON: LazyLock<Vec<u8>> = LazyLock::new(|| {
+        let pool = DescriptorPool::decode(pb::FILE_DESCRIPTOR_SET)
+            .expect("the descriptor set compiled into the binary decodes");
+        let document = generate(&pool, &DOOR_EXTRAS)
+            .expect("the compiled-in proto yields an OpenAPI document (a unit test builds it)");
+        serde_json::to_vec(&document).expect("a JSON value serialises")
+    });
+    &JSON
+}
+
+/// Why the proto could not be turned into a document (a mistake in an annotation).
+#[derive(Debug, thiserror::Error)]
+pub enum OpenApiError {
+    #[error("the descriptor set lacks google.api.http (proto/google/api/annotations.proto)")]
+    NoHttpExtension,
+    #[error("{method}: {problem}")]
+    Rule { method: String, problem: String },
+}
+
+/// Builds the document for every service of `pool` whose RPCs carry `google.api.http` rules.
+pub fn generate(pool: &DescriptorPool, extras: &DoorExtras) -> Result<Value, OpenApiError> {
+    let http = pool
+        .get_extension_by_name("google.api.http")
+        .ok_or(OpenApiError::NoHttpExtension)?;
+    let comments = Comments::of_pool(pool);
+    let enum_aliases = |enumeration: &prost_reflect::EnumDescriptor| {
+        extras
+            .enum_aliases
+            .iter()
+            .filter(|(name, _)| *name == enumeration.full_name())
+            .map(|(_, alias)| (*alias).to_owned())
+            .collect()
+    };
+    let field_aliases = |message: &MessageDescriptor| {
+        extras
+            .field_aliases
+            .iter()
+            .filter(|(name, _, _)| *name == message.full_name())
+            .map(|(_, alias, field)| ((*alias).to_owned(), (*field).to_owned()))
+            .collect()
+    };
+    let mut schemas = Schemas::new(&comments, &enum_aliases, &field_aliases);
+    let mut paths = Map::new();
+    let mut tags = Vec::new();
+    let mut services: Vec<_> = pool.services().collect();
+    services.sort_by(|a, b| a.full_name().cmp(b.full_name()));
+    for service in services {
+        let mut has_routes = false;
+        for method in service.methods() {
+            for (index, binding) in bindings(&method, &http)?.iter().enumerate() {
+                let operation = operation(&method, binding, index, extras, &comments, &mut schemas)
+                    .map_err(|problem| OpenApiError::Rule {
+                        method: method.full_name().to_owned(),
+                        problem,
+                    })?;
+                let path = openapi_path(&binding.path);
+                if let Some(twin) = paths
+                    .keys()
+                    .find(|other| **other != path && path_shape(other) == path_shape(&path))
+                {
+                    return Err(OpenApiError::Rule {
+                        method: method.full_name().to_owned(),
+                        problem: format!("{path} and {twin} differ only in their variables' names"),
+                    });
+                }
+                let item = paths.entry(path).or_insert_with(|| json!({}));
+                if item.get(binding.method).is_some() {
+                    return Err(OpenApiError::Rule {
+                        method: method.full_name().to_owned(),
+                        problem: format!("{} {} is bound twice", binding.method, binding.path),
+                    });
+                }
+                item[binding.method] = operation;
+                has_routes = true;
+            }
+        }
+        if has_routes {
+            let mut tag = json!({ "name": service.name() });
+            if let Some(text) = comments.of_service(&service) {
+                tag["description"] = json!(text);
+            }
+            tags.push(tag);
+        }
+    }
+    schemas.insert("Error", error_schema());
+    Ok(json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "callsd REST API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "The call-history service's REST/JSON door, beside gRPC on the same \
+                service. Generated from the proto (`proto/calls/v1`) and its `google.api.http` \
+                rules. JSON is proto3's JSON mapping: camelCase names, enums as strings, \
+                timestamps as RFC 3339 strings. Errors are Google's REST error shape."
+        },
+        "tags": tags,
+        "paths": paths,
+        "components": {
+            "schemas": schemas.into_components(),
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API key (`callsd key create`): `Authorization: Bearer <key>`."
+                }
+            }
+        },
+        "security": [{ "bearer": [] }]
+    }))
+}
+
+/// One HTTP binding of an RPC: `GET /v1/calls/{id}`, with the request field its body fills.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    /// `get`, `put`, `post`, `delete` or `patch`.
+    pub method: &'static str,
+    /// The path template as the rule writes it, e.g. `/v1/calls/{call.id}`.
+    pub path: String,
+    /// `""` (no body), `"*"` (the whole request) or a top-level request field.
+    pub body: String,
+    /// `""` (the whole response) or the response field that is the body.
+    pub response_body: String,
+}
+
+/// The rule of `method` and its additional bindings, in the order the proto writes them.
+pub fn bindings(
+    method: &MethodDescriptor,
+    http: &ExtensionDescriptor,
+) -> Result<Vec<Binding>, OpenApiError> {
+    let options = method.options();
+    if !options.has_extension(http) {
+        return Ok(Vec::new());
+    }
+    let ProtoValue::Message(rule) = options.get_extension(http).into_owned() else {
+        return Err(OpenApiError::NoHttpExtension);
+    };
+    let mut found = vec![binding(method, &rule)?];
+    let more = rule.get_field_by_name("additional_bindings");
+    if let Some(ProtoValue::List(more)) = more.as_deref() {
+        for extra in more {
+            if let ProtoValue::Message(extra) = extra {
+                found.push(binding(method, extra)?);
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn binding(method: &MethodDescriptor, rule: &DynamicMessage) -> Result<Binding, OpenApiError> {
+    let text = |name: &str| {
+        rule.get_field_by_name(name)
+            .and_then(|value| value.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    };
+    let verb = METHODS
+        .iter()
+        .find(|verb| rule.has_field_by_name(verb))
+        .ok_or_else(|| OpenApiError::Rule {
+            method: method.full_name().to_owned(),
+            problem: "the rule names no HTTP method (custom patterns are not served)".to_owned(),
+        })?;
+    Ok(Binding {
+        method: verb,
+        path: text(verb),
+        body: text("body"),
+        response_body: text("response_body"),
+    })
+}
+
+/// The field paths of a template's variables: `["call.id"]` for `/v1/calls/{call.id}`.
+pub fn path_variables(template: &str) -> Result<Vec<String>, String> {
+    let mut variables = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..]
+            .find('}')
+            .ok_or_else(|| format!("unclosed '{{' in {template}"))?;
+        let inside = &rest[open + 1..open + close];
+        let field = inside.split('=').next().unwrap_or_default().trim();
+        if field.is_empty() {
+            return Err(format!("an empty variable in {template}"));
+        }
+        variables.push(field.to_owned());
+        rest = &rest[open + close + 1..];
+    }
+    Ok(variables)
+}
+
+/// The template as an OpenAPI path: each variable named by [`parameter_name`]; a pattern
+/// (`{name=projects/*}`) is dropped.
+fn openapi_path(template: &str) -> String {
+    let mut path = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            break; // path_variables refuses such a template first
+        };
+        let inside = &rest[open + 1..open + close];
+        path.push_str(&rest[..=open]);
+        path.push_str(&parameter_name(
+            inside.split('=').next().unwrap_or_default(),
+        ));
+        path.push('}');
+        rest = &rest[open + close + 1..];
+    }
+    path.push_str(rest);
+    path
+}
+
+/// The OpenAPI name of a path variable: its last field, `id` for `call.id`. So `PATCH
+/// /v1/calls/{call.id}` and `GET /v1/calls/{id}` are one path, as OpenAPI wants (two templated
+/// paths that differ only in their variables' names are the same path to it), and tools that
+/// fill a path by name never meet a dot.
+fn parameter_name(field_path: &str) -> String {
+    field_path
+        .rsplit('.')
+        .next()
+        .unwrap_or(field_path)
+        .trim()
+        .to_owned()
+}
+
+/// `/v1/calls/{}` for `/v1/calls/{id}`: what makes two OpenAPI paths the same one.
+fn path_shape(path: &str) -> String {
+    let mut shape = String::with_capacity(path.len());
+    let mut inside = false;
+    for character in path.chars() {
+        match character {
+            '{' => {
+                inside = true;
+                shape.push('{');
+            }
+            '}' => {
+                inside = false;
+                shape.push('}');
+            }
+            _ if inside => {}
+            _ => shape.push(character),
+        }
+    }
+    shape
+}
+
+fn operation(
+    method: &MethodDescriptor,
+    binding: &Binding,
+    index: usize,
+    extras: &DoorExtras,
+    comments: &Comments,
+    schemas: &mut Schemas,
+) -> Result<Value, String> {
+    let request = method.input();
+    let path_fields = path_variables(&binding.path)?;
+    let mut parameters = Vec::new();
+    for field_path in &path_fields {
+        let field = resolve(&request, field_path)?;
+        let name = parameter_name(field_path);
+        if field_path.contains('.') && request.get_field_by_name(&name).is_some() {
+            return Err(format!(
+                "path variable {field_path} would be named {name}, as another field"
+            ));
+        }
+        let mut text = comments.of_field(&field).unwrap_or_default().to_owned();
+        if field_path.contains('.') {
+            text = format!("`{field_path}` of the request. {text}");
+        }
+        parameters.push(json!({
+            "name": name,
+            "in": "path",
+            "required": true,
+            "schema": schemas.kind(&field.kind()),
+            "description": text,
+        }));
+    }
+    if binding.body != "*" {
+        let bound: Vec<&str> = path_fields.iter().map(String::as_str).collect();
+        query_parameters(
+            &request,
+            "",
+            &bound,
+            &binding.body,
+            schemas,
+            &mut parameters,
+        );
+        for (rpc, alias, field) in extras.query_aliases {
+            if *rpc == method.full_name() {
+                let target = resolve(&request, field)?;
+                parameters.push(json!({
+                    "name": alias,
+                    "in": "query",
+                    "schema": schemas.kind(&target.kind()),
+                    "description": format!("The seed API's name for `{}`.", target.json_name()),
+                }));
+            }
+        }
+    }
+    for (rpc, header, text) in extras.headers {
+        if *rpc == method.full_name() {
+            parameters.push(json!({
+                "name": header,
+                "in": "header",
+                "schema": { "type": "string" },
+                "description": text,
+            }));
+        }
+    }
+    let text = comments.of_method(method).unwrap_or_default();
+    let mut operation = json!({
+        "operationId": operation_id(method, index),
+        "tags": [method.parent_service().name()],
+        "summary": text.lines().next().unwrap_or_default(),
+        "description": text,
+        "parameters": parameters,
+        "responses": responses(method, binding, extras, schemas)?,
+    });
+    if let Some(body) = request_body(&request, binding, &path_fields, schemas)? {
+        operation["requestBody"] = body;
+    }
+    Ok(operation)
+}
+
+/// `GetCall` for the rule itself, `UpdateCall_2` for its first additional binding.
+fn operation_id(method: &MethodDescriptor, index: usize) -> String {
+    match index {
+        0 => method.name().to_owned(),
+        _ => format!("{}_{}", method.name(), index + 1),
+    }
+}
+
+/// The field a template variable names (`call.id`: `id` of the `call` field's message).
+fn resolve(
+    request: &MessageDescriptor,
+    field_path: &str,
+) -> Result<prost_reflect::FieldDescriptor, String> {
+    let mut message = request.clone();
+    let mut parts = field_path.split('.').peekable();
+    while let Some(part) = parts.next() {
+        let field = message
+            .get_field_by_name(part)
+            .ok_or_else(|| format!("{} has no field {part}", message.full_name()))?;
+        if parts.peek().is_none() {
+            return Ok(field);
+        }
+        match field.kind() {
+            Kind::Message(inner) if !field.is_list() && !field.is_map() => message = inner,
+            _ => return Err(format!("{field_path}: {part} is not a message field")),
+        }
+    }
+    Err(format!("an empty field path in {}", request.full_name()))
+}
+
+/// The request's fields that are neither in the path nor the body, as query parameters
+/// (proto3 JSON names, `a.b` for a field of a message field). Repeated and map fields of
+/// messages cannot travel in a query and are left out; the walk goes down each message once.
+fn query_parameters(
+    message: &MessageDescriptor,
+    prefix: &str,
+    bound: &[&str],
+    body: &str,
+    schemas: &mut Schemas,
+    parameters: &mut Vec<Value>,
+) {
+    let mut visiting = vec![message.full_name().to_owned()];
+    query_parameters_of(
+        message,
+        prefix,
+        "",
+        bound,
+        body,
+        schemas,
+        parameters,
+        &mut visiting,
+    );
+}
+
+#[allow(clippy::too_many_arguments)]
+fn query_parameters_of(
+    message: &MessageDescriptor,
+    json_prefix: &str,
+    proto_prefix: &str,
+    bound: &[&str],
+    body: &str,
+    schemas: &mut Schemas,
+    parameters: &mut Vec<Value>,
+    visiting: &mut Vec<String>,
+) {
+    for field in message.fields() {
+        let proto_path = format!("{proto_prefix}{}", field.name());
+        if bound.contains(&proto_path.as_str()) || (proto_prefix.is_empty() && field.name() == body)
+        {
+            continue;
+        }
+        let name = format!("{json_prefix}{}", field.json_name());
+        let schema = match field.kind() {
+            Kind::Message(inner) if field.is_map() || !schemas::is_scalar_like(&inner) => {
+                let nested = !field.is_list()
+                    && !field.is_map()
+                    && !visiting.iter().any(|seen| seen == inner.full_name());
+                if nested {
+                    visiting.push(inner.full_name().to_owned());
+                    query_parameters_of(
+                        &inner,
+                        &format!("{name}."),
+                        &format!("{proto_path}."),
+                        bound,
+                        body,
+                        schemas,
+                        parameters,
+                        visiting,
+                    );
+                    visiting.pop();
+                }
+                continue;
+            }
+            _ => schemas.field(&field),
+        };
+        let mut parameter = json!({ "name": name, "in": "query", "schema": schema });
+        if field.is_list() {
+            parameter["explode"] = json!(true);
+        }
+        parameters.push(parameter);
+    }
+}
+
+fn request_body(
+    request: &MessageDescriptor,
+    binding: &Binding,
+    path_fields: &[String],
+    schemas: &mut Schemas,
+) -> Result<Option<Value>, String> {
+    let schema = match binding.body.as_str() {
+        "" => return Ok(None),
+        "*" => {
+            let top_level: Vec<&str> = path_fields
+                .iter()
+                .filter(|path| !path.contains('.'))
+                .map(String::as_str)
+                .collect();
+            if top_level.is_empty() {
+                schemas.message(request)
+            } else {
+                schemas.object(request, &top_level)
+            }
+        }
+        field_name => {
+            let field = request
+                .get_field_by_name(field_name)
+                .ok_or_else(|| format!("body: no field {field_name}"))?;
+            schemas.kind(&field.kind())
+        }
+    };
+    Ok(Some(json!({
+        "required": true,
+        "content": { "application/json": { "schema": schema } }
+    })))
+}
+
+fn responses(
+    method: &MethodDescriptor,
+    binding: &Binding,
+    extras: &DoorExtras,
+    schemas: &mut Schemas,
+) -> Result<Value, String> {
+    let response = method.output();
+    let success = if method.is_server_streaming() {
+        let event = schemas.message(&response);
+        json!({
+            "description": format!(
+                "Server-Sent Events, one per `{}`: `id:` is the event's sync token (send it \
+                 back as `Last-Event-ID` to resume), `event:` its type, `data:` the event as \
+                 JSON (schema in `x-event-data`).",
+                response.name()
+            ),
+            "content": { "text/event-stream": {
+                "schema": { "type": "string" },
+                "x-event-data": event,
+            } }
+        })
+    } else if response.fields().len() == 0 && extras.empty_body_for_empty_response {
+        json!({ "description": "Done; the body is empty." })
+    } else {
+        let schema = match binding.response_body.as_str() {
+            "" => schemas.message(&response),
+            field_name => {
+                let field = response
+                    .get_field_by_name(field_name)
+                    .ok_or_else(|| format!("response_body: no field {field_name}"))?;
+                schemas.kind(&field.kind())
+            }
+        };
+        json!({
+            "description": "OK",
+            "content": { "application/json": { "schema": schema } }
+        })
+    };
+    let mut responses = Map::new();
+    responses.insert("200".to_owned(), success);
+    for (status, text) in ERROR_STATUSES {
+        responses.insert(
+            (*status).to_owned(),
+            json!({
+                "description": text,
+                "content": { "application/json": { "schema": schemas::reference("Error") } }
+            }),
+        );
+    }
+    Ok(Value::Object(responses))
+}
+
+/// Google's REST error shape: `{"error": {"code", "status", "message", "details"}}`.
+fn error_schema() -> Value {
+    json!({
+        "type": "object",
+        "description": "Google's REST error shape (AIP-193): the gRPC status, its HTTP code, \
+            and the `google.rpc` details (`BadRequest` naming each bad field, `ErrorInfo` with \
+            a reason to switch on, `RetryInfo`) with their `@type`.",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "status", "message"],
+                "properties": {
+                    "code": { "type": "integer", "format": "int32", "description": "The HTTP status." },
+                    "status": { "type": "string", "description": "The gRPC status name, e.g. `INVALID_ARGUMENT`." },
+                    "message": { "type": "string", "description": "What went wrong, for a person." },
+                    "details": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["@type"],
+                            "properties": { "@type": { "type": "string" } },
+                            "additionalProperties": true
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,358 @@
+//! The document's main shape, pinned: every annotated RPC is a route, names are proto3 JSON's,
+//! the well-known types are their JSON forms, and a message that contains itself ends.
+
+use prost_reflect::DescriptorPool;
+use prost_types::{
+    field_descriptor_proto::{Label, Type},
+    DescriptorProto, FieldDescriptorProto, FileDescriptorProto, FileDescriptorSet,
+};
+use serde_json::Value;
+
+use super::*;
+
+fn document() -> Value {
+    serde_json::from_slice(document_json()).expect("the served document is JSON")
+}
+
+fn operation<'a>(document: &'a Value, path: &str, method: &str) -> &'a Value {
+    let operation = &document["paths"][path][method];
+    assert!(operation.is_object(), "no {method} {path}");
+    operation
+}
+
+fn parameter_names(operation: &Value, location: &str) -> Vec<String> {
+    operation["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .filter(|parameter| parameter["in"] == location)
+        .map(|parameter| parameter["name"].as_str().expect("a name").to_owned())
+        .collect()
+}
+
+#[test]
+fn every_http_rule_and_additional_binding_is_an_operation() {
+    let document = document();
+    assert_eq!(document["openapi"], "3.0.3");
+    let mut routes = Vec::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("a path item").keys() {
+            routes.push(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    routes.sort();
+    let mut expected = vec![
+        "DELETE /v1/calls/{id}",
+        "DELETE /v1/cryptoKeys/{id}",
+        "DELETE /v1/watches/{id}",
+        "GET /v1/calls",
+        "GET /v1/calls/{id}",
+        "GET /v1/calls:watch",
+        "GET /v1/cryptoKeys",
+        "GET /v1/watches",
+        "GET /v1/watches/{id}",
+        "GET /v1/watches/{watch_id}/deliveries",
+        "PATCH /v1/calls/{id}",
+        "PATCH /v1/watches/{id}",
+        "POST /v1/calls",
+        "POST /v1/cryptoKeys",
+        "POST /v1/watches",
+        "POST /v1/watches/-/deliveries/{delivery_id}:retry",
+        "POST /v1/watches/{watch_id}:preview",
+        "POST /v1/watches:preview",
+        "PUT /v1/calls/{id}",
+    ];
+    expected.sort_unstable();
+    assert_eq!(routes, expected);
+}
+
+#[test]
+fn operation_ids_are_the_rpc_names_and_unique() {
+    let document = document();
+    let mut ids: Vec<String> = document["paths"]
+        .as_object()
+        .expect("paths")
+        .values()
+        .flat_map(|item| item.as_object().expect("a path item").values())
+        .map(|operation| operation["operationId"].as_str().expect("an id").to_owned())
+        .collect();
+    let count = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "duplicate operation ids: {ids:?}");
+    assert_eq!(
+        operation(&document, "/v1/calls/{id}", "patch")["operationId"],
+        "UpdateCall"
+    );
+    assert_eq!(
+        operation(&document, "/v1/calls/{id}", "put")["operationId"],
+        "UpdateCall_2"
+    );
+    assert_eq!(
+        operation(&document, "/v1/watches:preview", "post")["operationId"],
+        "PreviewWatchPayload_2"
+    );
+}
+
+#[test]
+fn descriptions_come_from_the_proto_comments() {
+    let document = document();
+    let get = operation(&document, "/v1/calls/{id}", "get");
+    assert_eq!(get["summary"], "Returns one call.");
+    assert_eq!(get["tags"][0], "CallService");
+    let call = &document["components"]["schemas"]["Call"];
+    assert!(call["description"]
+        .as_str()
+        .expect("a description")
+        .starts_with("A phone call"));
+    assert!(call["properties"]["callerNumber"]["description"]
+        .as_str()
+        .expect("a field description")
+        .contains("Caller number"));
+}
+
+#[test]
+fn list_calls_takes_its_request_fields_as_camel_case_query_parameters() {
+    let document = document();
+    let list = operation(&document, "/v1/calls", "get");
+    let mut names = parameter_names(list, "query");
+    names.retain(|name| {
+        !DOOR_EXTRAS
+            .query_aliases
+            .iter()
+            .any(|(_, alias, _)| alias == name)
+    });
+    assert_eq!(
+        names,
+        [
+            "pageSize",
+            "pageToken",
+            "timeMin",
+            "timeMax",
+            "search",
+            "toolId",
+            "syncToken"
+        ]
+    );
+    let time_min = list["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .find(|parameter| parameter["name"] == "timeMin")
+        .expect("timeMin");
+    assert_eq!(time_min["schema"]["format"], "date-time");
+    assert!(list.get("requestBody").is_none());
+}
+
+#[test]
+fn a_body_field_is_the_request_body_and_the_other_fields_are_query_parameters() {
+    let document = document();
+    let create = operation(&document, "/v1/calls", "post");
+    assert_eq!(parameter_names(create, "query"), ["requestId"]);
+    assert_eq!(
+        create["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/Call"
+    );
+    let update = operation(&document, "/v1/calls/{id}", "patch");
+    assert_eq!(parameter_names(update, "path"), ["id"]);
+    assert_eq!(parameter_names(update, "query"), ["updateMask"]);
+}
+
+#[test]
+fn a_star_body_carries_every_field_but_those_in_the_path() {
+    let document = document();
+    let preview = operation(&document, "/v1/watches/{watch_id}:preview", "post");
+    assert_eq!(parameter_names(preview, "path"), ["watch_id"]);
+    assert!(parameter_names(preview, "query").is_empty());
+    let body = &preview["requestBody"]["content"]["application/json"]["schema"];
+    let properties = body["properties"].as_object().expect("an inline body");
+    assert!(properties.contains_key("schema") && properties.contains_key("call"));
+    assert!(!properties.contains_key("watchId"));
+    let unbound = operation(&document, "/v1/watches:preview", "post");
+    assert_eq!(
+        unbound["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/PreviewWatchPayloadRequest"
+    );
+}
+
+#[test]
+fn messages_use_proto3_json_forms() {
+    let document = document();
+    let schemas = &document["components"]["schemas"];
+    let call = &schemas["Call"]["properties"];
+    assert_eq!(call["createTime"]["format"], "date-time");
+    assert_eq!(call["createTime"]["readOnly"], true);
+    assert_eq!(call["duration"]["type"], "string");
+    assert_eq!(
+        call["status"]["allOf"][0]["$ref"],
+        "#/components/schemas/CallStatus"
+    );
+    assert_eq!(schemas["CallStatus"]["type"], "string");
+    assert!(schemas["CallStatus"]["enum"]
+        .as_array()
+        .expect("values")
+        .contains(&Value::from("CALL_STATUS_NO_ANSWERED")));
+    let update = operation(&document, "/v1/calls/{id}", "patch");
+    assert_eq!(update["parameters"][1]["name"], "updateMask");
+    assert_eq!(update["parameters"][1]["schema"]["type"], "string");
+    let watch = &schemas["Watch"]["properties"];
+    assert_eq!(watch["httpRequestHeaders"]["type"], "array");
+    assert_eq!(
+        schemas["BasicAuth"]["properties"]["password"]["writeOnly"],
+        true
+    );
+    assert_eq!(
+        schemas["ListCallsResponse"]["properties"]["nextSyncToken"]["type"],
+        "string"
+    );
+}
+
+#[test]
+fn watch_calls_is_a_server_sent_event_stream() {
+    let document = document();
+    let watch = operation(&document, "/v1/calls:watch", "get");
+    let content = &watch["responses"]["200"]["content"];
+    assert!(content["text/event-stream"].is_object());
+    assert!(content.get("application/json").is_none());
+    assert_eq!(
+        content["text/event-stream"]["x-event-data"]["$ref"],
+        "#/components/schemas/WatchCallsResponse"
+    );
+    assert_eq!(parameter_names(watch, "query")[0], "syncToken");
+}
+
+#[test]
+fn every_operation_documents_errors_in_google_shape_and_needs_a_bearer_key() {
+    let document = document();
+    assert_eq!(
+        document["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    assert_eq!(document["security"][0]["bearer"], serde_json::json!([]));
+    let error = &document["components"]["schemas"]["Error"];
+    assert_eq!(
+        error["properties"]["error"]["required"],
+        serde_json::json!(["code", "status", "message"])
+    );
+    for item in document["paths"].as_object().expect("paths").values() {
+        for operation in item.as_object().expect("a path item").values() {
+            for status in ["400", "401", "404", "429", "503"] {
+                assert_eq!(
+                    operation["responses"][status]["content"]["application/json"]["schema"]["$ref"],
+                    "#/components/schemas/Error",
+                    "{} {status}",
+                    operation["operationId"]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_reference_points_at_a_component() {
+    let document = document();
+    let mut references = Vec::new();
+    collect_references(&document, &mut references);
+    assert!(!references.is_empty());
+    for reference in references {
+        let name = reference
+            .strip_prefix("#/components/schemas/")
+            .expect("a component reference");
+        assert!(
+            document["components"]["schemas"][name].is_object(),
+            "{reference} points nowhere"
+        );
+    }
+}
+
+fn collect_references(value: &Value, found: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(reference)) = map.get("$ref") {
+                found.push(reference.clone());
+            }
+            map.values()
+                .for_each(|inner| collect_references(inner, found));
+        }
+        Value::Array(items) => items
+            .iter()
+            .for_each(|inner| collect_references(inner, found)),
+        _ => {}
+    }
+}
+
+#[test]
+fn path_templates_give_their_variables_and_lose_their_patterns() {
+    assert_eq!(path_variables("/v1/calls/{call.id}").unwrap(), ["call.id"]);
+    assert_eq!(
+        path_variables("/v1/{name=projects/*}/things/{thing}").unwrap(),
+        ["name", "thing"]
+    );
+    assert!(path_variables("/v1/{oops").is_err());
+    assert!(path_variables("/v1/{}").is_err());
+    assert_eq!(
+        openapi_path("/v1/{name=projects/*}/things/{thing}:do"),
+        "/v1/{name}/things/{thing}:do"
+    );
+    assert_eq!(openapi_path("/v1/calls:watch"), "/v1/calls:watch");
+    assert_eq!(openapi_path("/v1/calls/{call.id}"), "/v1/calls/{id}");
+    assert_eq!(path_shape("/v1/calls/{id}:x/{y}"), "/v1/calls/{}:x/{}");
+}
+
+/// `message Node { string name = 1; Node child = 2; repeated Node children = 3; }`
+fn self_referencing_pool() -> DescriptorPool {
+    let field = |name: &str, number: i32, kind: Type, label: Label| FieldDescriptorProto {
+        name: Some(name.to_owned()),
+        json_name: Some(name.to_owned()),
+        number: Some(number),
+        r#type: Some(kind as i32),
+        label: Some(label as i32),
+        type_name: (kind == Type::Message).then(|| ".test.Node".to_owned()),
+        ..FieldDescriptorProto::default()
+    };
+    let file = FileDescriptorProto {
+        name: Some("test.proto".to_owned()),
+        package: Some("test".to_owned()),
+        syntax: Some("proto3".to_owned()),
+        message_type: vec![DescriptorProto {
+            name: Some("Node".to_owned()),
+            field: vec![
+                field("name", 1, Type::String, Label::Optional),
+                field("child", 2, Type::Message, Label::Optional),
+                field("children", 3, Type::Message, Label::Repeated),
+            ],
+            ..DescriptorProto::default()
+        }],
+        ..FileDescriptorProto::default()
+    };
+    DescriptorPool::from_file_descriptor_set(FileDescriptorSet { file: vec![file] })
+        .expect("a valid pool")
+}
+
+#[test]
+fn a_message_that_contains_itself_is_one_component_and_the_walk_ends() {
+    let pool = self_referencing_pool();
+    let node = pool.get_message_by_name("test.Node").expect("Node");
+    let comments = Comments::of_pool(&pool);
+    let no_enum_aliases = |_: &prost_reflect::EnumDescriptor| Vec::new();
+    let no_field_aliases = |_: &MessageDescriptor| Vec::new();
+    let mut schemas = Schemas::new(&comments, &no_enum_aliases, &no_field_aliases);
+    assert_eq!(schemas.message(&node)["$ref"], "#/components/schemas/Node");
+    let mut parameters = Vec::new();
+    query_parameters(&node, "", &[], "", &mut schemas, &mut parameters);
+    let names: Vec<&str> = parameters
+        .iter()
+        .map(|parameter| parameter["name"].as_str().expect("a name"))
+        .collect();
+    assert_eq!(names, ["name"]);
+    let components = schemas.into_components();
+    assert_eq!(components.len(), 1);
+    assert_eq!(
+        components["Node"]["properties"]["child"]["$ref"],
+        "#/components/schemas/Node"
+    );
+    assert_eq!(
+        components["Node"]["properties"]["children"]["items"]["$ref"],
+        "#/components/schemas/Node"
+    );
+}
