@@ -24,39 +24,54 @@ use schemas::{Comments, Schemas};
 /// The HTTP methods of `google.api.HttpRule`'s `pattern`, as OpenAPI spells them.
 const METHODS: &[&str] = &["get", "put", "post", "delete", "patch"];
 
-/// The error statuses the door answers with (AIP-193), each in Google's error shape.
+/// The error statuses the door answers every operation with (AIP-193), in Google's error shape.
 const ERROR_STATUSES: &[(&str, &str)] = &[
-    ("400", "The request is malformed or a field is invalid (INVALID_ARGUMENT, FAILED_PRECONDITION, OUT_OF_RANGE)."),
+    ("400", "The request is malformed or a field is invalid (INVALID_ARGUMENT, FAILED_PRECONDITION); `BadRequest` names each bad field."),
     ("401", "No API key, or an unknown or revoked one (UNAUTHENTICATED)."),
-    ("403", "The key may not do this (PERMISSION_DENIED)."),
-    ("404", "No such resource for this tenant, or no such route (NOT_FOUND)."),
-    ("409", "The resource exists already, or a concurrent change won (ALREADY_EXISTS, ABORTED)."),
-    ("412", "The etag sent no longer matches (FAILED_PRECONDITION on an etag)."),
-    ("429", "The tenant's share or the server's capacity is used up (RESOURCE_EXHAUSTED)."),
+    ("404", "No such resource for this tenant (NOT_FOUND)."),
+    ("412", "The etag sent no longer matches: the resource changed since it was read (ABORTED)."),
+    ("429", "The tenant's share or the server's capacity is used up (RESOURCE_EXHAUSTED); `RetryInfo` and `Retry-After` say when to retry."),
+    ("500", "An internal failure (INTERNAL, DATA_LOSS); the cause is logged, never sent."),
     ("503", "The server is draining or the database is unavailable (UNAVAILABLE)."),
 ];
+/// And those of an operation that takes a body.
+const BODY_ERROR_STATUSES: &[(&str, &str)] = &[
+    (
+        "408",
+        "The request body did not arrive in time (DEADLINE_EXCEEDED).",
+    ),
+    (
+        "413",
+        "The request body is larger than the door reads (INVALID_ARGUMENT).",
+    ),
+    (
+        "415",
+        "The request body is not `application/json` (INVALID_ARGUMENT).",
+    ),
+];
 
-/// What the REST door accepts beyond what the proto declares: the seed API's own names.
-pub struct DoorExtras {
-    /// Extra query parameters of an RPC: (method full name, name, the field it stands for).
-    pub query_aliases: &'static [(&'static str, &'static str, &'static str)],
-    /// Extra spellings of enum values the door accepts: (enum full name, spelling).
-    pub enum_aliases: &'static [(&'static str, &'static str)],
-    /// Extra JSON names of a message's fields: (message full name, alias, field JSON name).
-    pub field_aliases: &'static [(&'static str, &'static str, &'static str)],
-    /// Header parameters of an RPC: (method full name, header, description).
-    pub headers: &'static [(&'static str, &'static str, &'static str)],
-    /// Whether a response message with no fields is answered with an empty body.
-    pub empty_body_for_empty_response: bool,
+/// What the REST door accepts beyond what the proto declares (the seed API's own names), from
+/// the door's own tables, so the document cannot drift from what it does.
+pub struct DoorExtras<'a> {
+    /// Extra query parameters: (request message full name, alias, JSON name of the field).
+    pub query_aliases: &'a [(&'a str, &'a str, &'a str)],
+    /// Extra JSON names of fields: (message full name, alias, JSON name of the field).
+    pub field_aliases: &'a [(&'a str, &'a str, &'a str)],
+    /// Extra spellings of an enum's values the door accepts in requests.
+    pub enum_spellings: fn(&prost_reflect::EnumDescriptor) -> Vec<String>,
+    /// Header parameters: (method full name, header, description).
+    pub headers: &'a [(&'a str, &'a str, &'a str)],
+    /// Whether a DELETE is answered with an empty body (the seed's delete).
+    pub empty_body_on_delete: bool,
 }
 
 /// What the door of `src/rest/` accepts beyond the proto.
-pub const DOOR_EXTRAS: DoorExtras = DoorExtras {
+pub const DOOR_EXTRAS: DoorExtras<'static> = DoorExtras {
     query_aliases: &[],
-    enum_aliases: &[],
     field_aliases: &[],
+    enum_spellings: |_| Vec::new(),
     headers: &[],
-    empty_body_for_empty_response: false,
+    empty_body_on_delete: false,
 };
 
 /// The document as served, serialised once.
@@ -86,14 +101,7 @@ pub fn generate(pool: &DescriptorPool, extras: &DoorExtras) -> Result<Value, Ope
         .get_extension_by_name("google.api.http")
         .ok_or(OpenApiError::NoHttpExtension)?;
     let comments = Comments::of_pool(pool);
-    let enum_aliases = |enumeration: &prost_reflect::EnumDescriptor| {
-        extras
-            .enum_aliases
-            .iter()
-            .filter(|(name, _)| *name == enumeration.full_name())
-            .map(|(_, alias)| (*alias).to_owned())
-            .collect()
-    };
+    let enum_aliases = extras.enum_spellings;
     let field_aliases = |message: &MessageDescriptor| {
         extras
             .field_aliases
@@ -102,7 +110,7 @@ pub fn generate(pool: &DescriptorPool, extras: &DoorExtras) -> Result<Value, Ope
             .map(|(_, alias, field)| ((*alias).to_owned(), (*field).to_owned()))
             .collect()
     };
-    let mut schemas = Schemas::new(&comments, &enum_aliases, &field_aliases);
+    let mut schemas = Schemas::new(&comments, enum_aliases, &field_aliases);
     let mut paths = Map::new();
     let mut tags = Vec::new();
     let mut services: Vec<_> = pool.services().collect();
@@ -345,9 +353,11 @@ fn operation(
             schemas,
             &mut parameters,
         );
-        for (rpc, alias, field) in extras.query_aliases {
-            if *rpc == method.full_name() {
-                let target = resolve(&request, field)?;
+        for (message, alias, field) in extras.query_aliases {
+            if *message == request.full_name() {
+                let target = request
+                    .get_field_by_json_name(field)
+                    .ok_or_else(|| format!("query alias {alias}: no field {field}"))?;
                 parameters.push(json!({
                     "name": alias,
                     "in": "query",
@@ -539,8 +549,8 @@ fn responses(
                 "x-event-data": event,
             } }
         })
-    } else if response.fields().len() == 0 && extras.empty_body_for_empty_response {
-        json!({ "description": "Done; the body is empty." })
+    } else if binding.method == "delete" && extras.empty_body_on_delete {
+        json!({ "description": "Deleted; the body is empty." })
     } else {
         let schema = match binding.response_body.as_str() {
             "" => schemas.message(&response),
@@ -558,9 +568,13 @@ fn responses(
     };
     let mut responses = Map::new();
     responses.insert("200".to_owned(), success);
-    for (status, text) in ERROR_STATUSES {
+    let statuses = match binding.body.as_str() {
+        "" => ERROR_STATUSES.to_vec(),
+        _ => [ERROR_STATUSES, BODY_ERROR_STATUSES].concat(),
+    };
+    for (status, text) in statuses {
         responses.insert(
-            (*status).to_owned(),
+            status.to_owned(),
             json!({
                 "description": text,
                 "content": { "application/json": { "schema": schemas::reference("Error") } }

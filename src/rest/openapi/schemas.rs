@@ -17,8 +17,8 @@ pub(super) struct Schemas<'a> {
     /// Finished components, and `Value::Null` for one whose schema is being built: a reference
     /// to it from inside itself finds it here and does not build it again.
     components: BTreeMap<String, Value>,
-    /// Seed spellings the door accepts beside an enum's proto names, by enum full name.
-    enum_aliases: &'a dyn Fn(&EnumDescriptor) -> Vec<String>,
+    /// Spellings the door accepts beside an enum's proto names.
+    enum_aliases: fn(&EnumDescriptor) -> Vec<String>,
     /// JSON names the door accepts beside a message's own fields, by message full name:
     /// (alias, the field's JSON name it stands for).
     field_aliases: &'a dyn Fn(&MessageDescriptor) -> Vec<(String, String)>,
@@ -27,7 +27,7 @@ pub(super) struct Schemas<'a> {
 impl<'a> Schemas<'a> {
     pub(super) fn new(
         comments: &'a Comments,
-        enum_aliases: &'a dyn Fn(&EnumDescriptor) -> Vec<String>,
+        enum_aliases: fn(&EnumDescriptor) -> Vec<String>,
         field_aliases: &'a dyn Fn(&MessageDescriptor) -> Vec<(String, String)>,
     ) -> Self {
         Schemas {

@@ -236,7 +236,7 @@ fn every_operation_documents_errors_in_google_shape_and_needs_a_bearer_key() {
     );
     for item in document["paths"].as_object().expect("paths").values() {
         for operation in item.as_object().expect("a path item").values() {
-            for status in ["400", "401", "404", "429", "503"] {
+            for status in ["400", "401", "404", "412", "429", "500", "503"] {
                 assert_eq!(
                     operation["responses"][status]["content"]["application/json"]["schema"]["$ref"],
                     "#/components/schemas/Error",
@@ -334,9 +334,8 @@ fn a_message_that_contains_itself_is_one_component_and_the_walk_ends() {
     let pool = self_referencing_pool();
     let node = pool.get_message_by_name("test.Node").expect("Node");
     let comments = Comments::of_pool(&pool);
-    let no_enum_aliases = |_: &prost_reflect::EnumDescriptor| Vec::new();
     let no_field_aliases = |_: &MessageDescriptor| Vec::new();
-    let mut schemas = Schemas::new(&comments, &no_enum_aliases, &no_field_aliases);
+    let mut schemas = Schemas::new(&comments, |_| Vec::new(), &no_field_aliases);
     assert_eq!(schemas.message(&node)["$ref"], "#/components/schemas/Node");
     let mut parameters = Vec::new();
     query_parameters(&node, "", &[], "", &mut schemas, &mut parameters);
