@@ -381,7 +381,7 @@ fn operation(
     let mut operation = json!({
         "operationId": operation_id(method, index),
         "tags": [method.parent_service().name()],
-        "summary": text.lines().next().unwrap_or_default(),
+        "summary": first_sentence(text),
         "description": text,
         "parameters": parameters,
         "responses": responses(method, binding, extras, schemas)?,
@@ -390,6 +390,15 @@ fn operation(
         operation["requestBody"] = body;
     }
     Ok(operation)
+}
+
+/// The comment's first sentence, on one line: an operation's summary.
+fn first_sentence(text: &str) -> String {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.find(". ") {
+        Some(end) => line[..=end].to_owned(),
+        None => line,
+    }
 }
 
 /// `GetCall` for the rule itself, `UpdateCall_2` for its first additional binding.

@@ -100,6 +100,12 @@ fn descriptions_come_from_the_proto_comments() {
     let get = operation(&document, "/v1/calls/{id}", "get");
     assert_eq!(get["summary"], "Returns one call.");
     assert_eq!(get["tags"][0], "CallService");
+    let update = operation(&document, "/v1/watches/{id}", "patch");
+    assert_eq!(
+        update["summary"],
+        "Changes the fields named in the mask (\"*\": every writable field; no mask: the fields \
+         set in the request)."
+    );
     let call = &document["components"]["schemas"]["Call"];
     assert!(call["description"]
         .as_str()
