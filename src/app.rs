@@ -25,6 +25,7 @@ use crate::{
     pb::calls::v1::{
         call_service_server::CallServiceServer, watch_service_server::WatchServiceServer,
     },
+    rest::{Rest, RestLayer},
     service::{calls::Calls, watches::Watches},
     store::{self, Channel, Notifications, Store},
     tokens::TokenSealer,
@@ -50,6 +51,7 @@ pub struct Application {
     address: SocketAddr,
     api: CallApi,
     watch_api: WatchApi,
+    rest: Rest,
     feed: Feed,
     background: TaskTracker,
     stop_background: CancellationToken,
@@ -127,13 +129,20 @@ impl Application {
             sealer.clone(),
             settings.tenant_limits.tenant_max_watches,
         );
-        let watch_api = WatchApi::new(authenticator.clone(), watches, in_flight.clone());
+        let watch_api = WatchApi::new(authenticator.clone(), watches.clone(), in_flight.clone());
         let calls = Calls::new(
             store.clone(),
             sealer,
             feed.clone(),
             authenticator.shares().clone(),
         );
+        // Both doors share the service, the keys, the tenants' shares and the in-flight limit.
+        let rest = Rest::new(
+            calls.clone(),
+            watches,
+            authenticator.clone(),
+            in_flight.clone(),
+        )?;
         let api = CallApi::new(calls, authenticator, in_flight);
         Ok(Application {
             settings,
@@ -142,6 +151,7 @@ impl Application {
             address,
             api,
             watch_api,
+            rest,
             feed,
             background,
             stop_background,
@@ -193,8 +203,11 @@ impl Application {
             // gRPC over HTTP/1.1 is still refused (by tonic-web, with 400). `connections` bounds
             // the wait for an HTTP/1.1 request's first byte, hyper's header timeout (30s) the rest.
             .accept_http1(true)
-            // CORS, then Connect and gRPC-Web rewritten to gRPC (see grpc::web_layers).
-            .layer(grpc::web_layers(&self.settings.cors_allowed_origins))
+            // CORS, then the REST door (every request that is not an RPC, see rest::RestLayer),
+            // then Connect and gRPC-Web rewritten to gRPC (see grpc::web_layers).
+            .layer(grpc::browser_cors(&self.settings.cors_allowed_origins))
+            .layer(RestLayer::new(self.rest.clone()))
+            .layer(grpc::web_layers())
             .add_service(grpc::observed(health_service, grpc::HEALTH_METHODS))
             .add_service(grpc::observed(reflection_v1, grpc::REFLECTION_METHODS))
             .add_service(grpc::observed(reflection_v1alpha, grpc::REFLECTION_METHODS))
@@ -205,7 +218,7 @@ impl Application {
                 stop_serving.clone().cancelled_owned(),
             );
         let mut server = tokio::spawn(server);
-        tracing::info!(%address, max_connections = limits.max_connections, "serving gRPC");
+        tracing::info!(%address, max_connections = limits.max_connections, "serving gRPC and REST");
 
         tokio::select! {
             () = shutdown => {}

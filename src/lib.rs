@@ -33,6 +33,7 @@
 //!   door maps it in one place (gRPC: `grpc/status.rs`).
 //! - [`telemetry`]: logs and metrics.
 
+pub mod api;
 pub mod app;
 pub mod auth;
 pub mod cli;

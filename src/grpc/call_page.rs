@@ -13,8 +13,8 @@ use prost::{
     DecodeError, Message,
 };
 
-use super::convert;
 use crate::{
+    api::convert,
     domain::DateTimeText,
     pb::calls::v1 as pb,
     service::calls::CallPageSink,

@@ -1,5 +1,6 @@
-//! `calls.v1.CallService` over gRPC: authenticate, convert the request, call the
-//! [`Calls`] service, convert its answer. The rules live in [`crate::service::calls`].
+//! `calls.v1.CallService` over gRPC: authenticates from metadata, calls the RPC's function in
+//! [`crate::api::calls`] (conversion and the service's rules) and maps errors to `Status`.
+//! ListCalls writes its answer in wire form (`call_page`), the measured fast path.
 
 use std::{pin::Pin, time::Instant};
 
@@ -9,12 +10,13 @@ use tonic::{Request, Response, Status};
 use super::{
     authorization,
     call_page::{EncodedPage, PageEncoder},
-    convert, observe, record_handled, record_started, watch, InFlightLimit, CALL_SERVICE,
+    observe, record_handled, record_started, watch, InFlightLimit, CALL_SERVICE,
 };
 use crate::{
+    api,
     auth::Authenticator,
     pb::calls::v1::{self as pb, call_service_server::CallService},
-    service::calls::{Calls, ListCallsInput, WatchCallsInput},
+    service::calls::Calls,
     Error,
 };
 
@@ -39,124 +41,54 @@ impl CallApi {
 type WatchCallsStream =
     Pin<Box<dyn Stream<Item = Result<pb::WatchCallsResponse, Status>> + Send + 'static>>;
 
+/// One unary RPC: observed, admitted by its key, then the shared function of the RPC.
+macro_rules! unary {
+    ($api:ident, $request:ident, $method:literal, $function:path) => {
+        observe(
+            &$api.in_flight,
+            CALL_SERVICE,
+            $method,
+            $request.get_ref(),
+            async {
+                let tenant = $api
+                    .authenticator
+                    .admit(authorization($request.metadata()))
+                    .await?;
+                $function(&$api.calls, &tenant, $request.get_ref()).await
+            },
+        )
+        .await
+    };
+}
+
 #[tonic::async_trait]
 impl CallService for CallApi {
     async fn create_call(
         &self,
         request: Request<pb::CreateCallRequest>,
     ) -> Result<Response<pb::CreateCallResponse>, Status> {
-        observe(
-            &self.in_flight,
-            CALL_SERVICE,
-            "CreateCall",
-            request.get_ref(),
-            async {
-                let tenant = self
-                    .authenticator
-                    .admit(authorization(request.metadata()))
-                    .await?;
-                let request = request.get_ref();
-                let call = request
-                    .call
-                    .as_ref()
-                    .ok_or_else(|| Error::invalid("call", "is required"))?;
-                let fields = convert::call_fields(call, tenant.time_zone)?;
-                let request_id = Some(request.request_id.as_str()).filter(|id| !id.is_empty());
-                let call = self.calls.create(&tenant, request_id, &fields).await?;
-                Ok(pb::CreateCallResponse {
-                    call: Some(convert::call_to_proto(call)),
-                })
-            },
-        )
-        .await
+        unary!(self, request, "CreateCall", api::calls::create_call)
     }
 
     async fn get_call(
         &self,
         request: Request<pb::GetCallRequest>,
     ) -> Result<Response<pb::GetCallResponse>, Status> {
-        observe(
-            &self.in_flight,
-            CALL_SERVICE,
-            "GetCall",
-            request.get_ref(),
-            async {
-                let tenant = self
-                    .authenticator
-                    .admit(authorization(request.metadata()))
-                    .await?;
-                let id = convert::call_id("id", &request.get_ref().id)?;
-                let call = self.calls.get(&tenant, id).await?;
-                Ok(pb::GetCallResponse {
-                    call: Some(convert::call_to_proto(call)),
-                })
-            },
-        )
-        .await
+        unary!(self, request, "GetCall", api::calls::get_call)
     }
 
     async fn update_call(
         &self,
         request: Request<pb::UpdateCallRequest>,
     ) -> Result<Response<pb::UpdateCallResponse>, Status> {
-        observe(
-            &self.in_flight,
-            CALL_SERVICE,
-            "UpdateCall",
-            request.get_ref(),
-            async {
-                let tenant = self
-                    .authenticator
-                    .admit(authorization(request.metadata()))
-                    .await?;
-                let request = request.get_ref();
-                let patch = request
-                    .call
-                    .as_ref()
-                    .ok_or_else(|| Error::invalid("call", "is required"))?;
-                let id = convert::call_id("call.id", &patch.id)?;
-                let paths = super::update_mask::mask_paths(patch, request.update_mask.as_ref())?;
-                let expected_etag = (!patch.etag.is_empty()).then_some(patch.etag.as_str());
-                // The mask names proto fields: the patch is merged as a proto, then validated
-                // like a whole call.
-                let call = self
-                    .calls
-                    .update(&tenant, id, expected_etag, |current| {
-                        let mut merged = convert::call_to_proto(current.clone());
-                        super::update_mask::apply(&mut merged, patch, &paths);
-                        convert::call_fields(&merged, tenant.time_zone)
-                    })
-                    .await?;
-                Ok(pb::UpdateCallResponse {
-                    call: Some(convert::call_to_proto(call)),
-                })
-            },
-        )
-        .await
+        unary!(self, request, "UpdateCall", api::calls::update_call)
     }
 
     async fn delete_call(
         &self,
         request: Request<pb::DeleteCallRequest>,
     ) -> Result<Response<pb::DeleteCallResponse>, Status> {
-        observe(
-            &self.in_flight,
-            CALL_SERVICE,
-            "DeleteCall",
-            request.get_ref(),
-            async {
-                let tenant = self
-                    .authenticator
-                    .admit(authorization(request.metadata()))
-                    .await?;
-                let request = request.get_ref();
-                let id = convert::call_id("id", &request.id)?;
-                let expected_etag = (!request.etag.is_empty()).then_some(request.etag.as_str());
-                self.calls.delete(&tenant, id, expected_etag).await?;
-                Ok(pb::DeleteCallResponse {})
-            },
-        )
-        .await
+        unary!(self, request, "DeleteCall", api::calls::delete_call)
     }
 
     async fn list_calls(
@@ -173,16 +105,7 @@ impl CallService for CallApi {
                     .authenticator
                     .admit(authorization(request.metadata()))
                     .await?;
-                let request = request.get_ref();
-                let input = ListCallsInput {
-                    page_size: request.page_size,
-                    page_token: &request.page_token,
-                    sync_token: &request.sync_token,
-                    time_min: request.time_min.as_ref().map(convert::client_instant),
-                    time_max: request.time_max.as_ref().map(convert::client_instant),
-                    tool_id: &request.tool_id,
-                    search: &request.search,
-                };
+                let input = api::calls::list_input(request.get_ref());
                 self.calls
                     .list(&tenant, &input, PageEncoder::default())
                     .await
@@ -201,20 +124,14 @@ impl CallService for CallApi {
         let started = Instant::now();
         record_started(CALL_SERVICE, METHOD);
         // A stream holds an in-flight slot only while it opens.
-        let opened = match self.in_flight.enter() {
+        let opened = match super::enter(&self.in_flight) {
             Ok(_slot) => async {
-                super::check_request(request.get_ref())?;
+                api::check_request(request.get_ref())?;
                 let tenant = self
                     .authenticator
                     .admit(authorization(request.metadata()))
                     .await?;
-                let request = request.get_ref();
-                let input = WatchCallsInput {
-                    tool_id: &request.tool_id,
-                    search: &request.search,
-                    sync_token: &request.sync_token,
-                    send_initial_state: request.send_initial_state,
-                };
+                let input = api::calls::watch_input(request.get_ref());
                 let events = self.calls.watch(&tenant, &input).await?;
                 Ok::<_, Error>(watch::messages(events))
             }

@@ -28,8 +28,8 @@ use crate::config::AllowedOrigins;
 const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Request headers a gRPC-Web client sends besides the body: its framing, deadline, the API key.
-/// The `connect-` ones are a Connect client's.
-const ALLOWED_HEADERS: [&str; 8] = [
+/// The `connect-` ones are a Connect client's, `last-event-id` an SSE client's (REST).
+const ALLOWED_HEADERS: [&str; 9] = [
     "content-type",
     "x-grpc-web",
     "x-user-agent",
@@ -38,21 +38,25 @@ const ALLOWED_HEADERS: [&str; 8] = [
     "authorization",
     "connect-protocol-version",
     "connect-timeout-ms",
+    "last-event-id",
 ];
 
 /// Response headers a page may read: a failed call's status comes in headers, not trailers.
 const EXPOSED_HEADERS: [&str; 3] = ["grpc-status", "grpc-message", "grpc-status-details-bin"];
 
-/// The layers in front of every service; see the module header for their order.
-pub type WebLayers = Stack<GrpcWebLayer, Stack<ConnectLayer, BrowserCorsLayer>>;
+/// The protocol layers in front of the gRPC services: Connect, then gRPC-Web.
+pub type WebLayers = Stack<GrpcWebLayer, ConnectLayer>;
 
-/// The layers in front of every service, with `origins` allowed by CORS.
-pub fn web_layers(origins: &AllowedOrigins) -> WebLayers {
+/// The protocol layers in front of the gRPC services (inside [`browser_cors`]).
+pub fn web_layers() -> WebLayers {
     // `Stack::new(inner, outer)`: the outer layer sees a request first.
-    Stack::new(
-        GrpcWebLayer::new(),
-        Stack::new(ConnectLayer, BrowserCorsLayer(cors_layer(origins))),
-    )
+    Stack::new(GrpcWebLayer::new(), ConnectLayer)
+}
+
+/// The CORS policy in front of everything the port serves (gRPC-Web, Connect and the REST
+/// door alike), with `origins` allowed.
+pub fn browser_cors(origins: &AllowedOrigins) -> BrowserCorsLayer {
+    BrowserCorsLayer(cors_layer(origins))
 }
 
 /// CORS for the requests a browser sends, which always carry `Origin` (every cross-origin
@@ -112,7 +116,14 @@ fn cors_layer(origins: &AllowedOrigins) -> CorsLayer {
     };
     CorsLayer::new()
         .allow_origin(allow_origin)
-        .allow_methods([Method::POST])
+        // POST for the RPCs; the rest for the REST door.
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
         .allow_headers(ALLOWED_HEADERS.map(HeaderName::from_static))
         .expose_headers(EXPOSED_HEADERS.map(HeaderName::from_static))
         .max_age(PREFLIGHT_MAX_AGE)

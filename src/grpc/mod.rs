@@ -5,33 +5,23 @@ mod call_page;
 mod calls;
 pub mod codec;
 mod connect;
-mod convert;
-mod field_limits;
 mod grpc_web;
 mod health;
 mod observed;
 mod reflection;
 mod status;
-mod update_mask;
 mod watch;
-mod watch_convert;
-mod watch_mask;
 mod watches;
 
-use std::{
-    future::Future,
-    sync::{Arc, LazyLock},
-    time::Instant,
-};
+use std::{future::Future, sync::LazyLock, time::Instant};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 use tonic::{Code, Response, Status};
 use tracing::Instrument;
 
 pub use call_page::EncodedPage;
 pub use calls::CallApi;
-pub use field_limits::{check_request, FieldLimit, FIELD_LIMITS};
-pub use grpc_web::{web_layers, WebLayers};
+pub use grpc_web::{browser_cors, web_layers, BrowserCorsLayer, WebLayers};
 pub use health::health_service;
 pub use observed::{observed, Observed, HEALTH_METHODS, REFLECTION_METHODS};
 pub use reflection::reflection_services;
@@ -40,32 +30,22 @@ pub use watches::{WatchApi, WATCH_SERVICE};
 /// The gRPC service name, as metrics and health report it.
 pub const CALL_SERVICE: &str = "calls.v1.CallService";
 
-/// How many RPCs may run at once in this process (`CALLSD_MAX_IN_FLIGHT`); past it, calls are
-/// refused at once with RESOURCE_EXHAUSTED instead of queueing for the database pool.
+use crate::api::check_request;
+pub use crate::api::InFlightLimit;
+
+/// A slot for one RPC within the process's in-flight limit (`CALLSD_MAX_IN_FLIGHT`), shared
+/// with the REST door; past it, calls are refused at once with RESOURCE_EXHAUSTED instead of
+/// queueing for the database pool.
 ///
 /// Checked in the handler, after tonic has read the request, and not by a tower layer in front
 /// of it: a layer answers before the request body is read, hyper then resets the stream, and
 /// h2 closes a connection that collects too many such resets or unread frames (GOAWAY
 /// ENHANCE_YOUR_CALM), failing every call on it instead of the excess alone.
-#[derive(Debug, Clone)]
-pub struct InFlightLimit(Arc<Semaphore>);
-
-impl InFlightLimit {
-    pub fn new(max_in_flight: usize) -> Self {
-        InFlightLimit(Arc::new(Semaphore::new(max_in_flight.max(1))))
-    }
-
-    /// A slot for one RPC, held until the returned permit drops.
-    fn enter(&self) -> Result<OwnedSemaphorePermit, Status> {
-        // Refusals come in floods: each must cost far less than a served call, so the answer
-        // (with its encoded details) is built once and cloned.
-        static OVERLOADED: LazyLock<Status> =
-            LazyLock::new(|| Status::from(crate::Error::Overloaded));
-        self.0
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| OVERLOADED.clone())
-    }
+fn enter(in_flight: &InFlightLimit) -> Result<OwnedSemaphorePermit, Status> {
+    // Refusals come in floods: each must cost far less than a served call, so the answer
+    // (with its encoded details) is built once and cloned.
+    static OVERLOADED: LazyLock<Status> = LazyLock::new(|| Status::from(crate::Error::Overloaded));
+    in_flight.try_enter().ok_or_else(|| OVERLOADED.clone())
 }
 
 /// Runs one unary RPC inside a span with a request id, within the in-flight limit, once its
@@ -82,7 +62,7 @@ async fn observe<T, M: prost::Message + prost::Name>(
     async move {
         let started = Instant::now();
         record_started(service, method);
-        let result = match in_flight.enter() {
+        let result = match enter(in_flight) {
             Ok(_slot) => match check_request(request) {
                 Ok(()) => handler.await.map(Response::new).map_err(Status::from),
                 Err(error) => Err(Status::from(error)),

@@ -10,8 +10,8 @@ use std::{
 use futures::{Stream, StreamExt};
 use tonic::{Code, Status};
 
-use super::{convert, record_handled};
-use crate::{pb::calls::v1 as pb, service::calls::CallWatchEvent, store::ChangeKind, Error};
+use super::record_handled;
+use crate::{api, pb::calls::v1 as pb, service::calls::CallWatchEvent, Error};
 
 type MessageStream = Pin<Box<dyn Stream<Item = Result<pb::WatchCallsResponse, Status>> + Send>>;
 
@@ -22,50 +22,10 @@ pub fn messages(
     Box::pin(events.map(|event| {
         event
             .map(|event| pb::WatchCallsResponse {
-                event: Some(call_event(event)),
+                event: Some(api::calls::call_event(event)),
             })
             .map_err(Status::from)
     }))
-}
-
-fn call_event(event: CallWatchEvent) -> pb::CallEvent {
-    use pb::CallEventType as Type;
-    let now = convert::timestamp(chrono::Utc::now());
-    match event {
-        CallWatchEvent::Changed {
-            kind,
-            call,
-            event_time,
-            sync_token,
-        } => pb::CallEvent {
-            r#type: match kind {
-                ChangeKind::Created => Type::Created,
-                ChangeKind::Updated => Type::Updated,
-                ChangeKind::Deleted => Type::Deleted,
-            } as i32,
-            call: Some(convert::call_to_proto(call)),
-            sync_token,
-            event_time: Some(convert::timestamp(event_time)),
-        },
-        CallWatchEvent::Initial(call) => pb::CallEvent {
-            r#type: Type::Initial as i32,
-            call: Some(convert::call_to_proto(call)),
-            sync_token: String::new(),
-            event_time: Some(now),
-        },
-        CallWatchEvent::InitialStateComplete { sync_token } => pb::CallEvent {
-            r#type: Type::InitialStateComplete as i32,
-            call: None,
-            sync_token,
-            event_time: Some(now),
-        },
-        CallWatchEvent::Heartbeat { sync_token } => pb::CallEvent {
-            r#type: Type::Heartbeat as i32,
-            call: None,
-            sync_token,
-            event_time: Some(now),
-        },
-    }
 }
 
 /// Wraps a stream so that its end (or the client leaving) is recorded in the RPC metrics.

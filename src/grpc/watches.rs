@@ -1,21 +1,14 @@
-//! `calls.v1.WatchService` over gRPC: authenticates, converts the messages to domain inputs
-//! and back, and maps errors; the rules are the service's ([`crate::service::watches`]).
+//! `calls.v1.WatchService` over gRPC: authenticates from metadata, calls the RPC's function in
+//! [`crate::api::watches`] (conversion and the service's rules) and maps errors to `Status`.
 
 use tonic::{Request, Response, Status};
 
-use super::{
-    authorization, convert, observe,
-    watch_convert::{self, crypto_key_to_proto, delivery_to_proto, watch_to_proto},
-    watch_mask, InFlightLimit,
-};
+use super::{authorization, observe, InFlightLimit};
 use crate::{
+    api,
     auth::Authenticator,
     pb::calls::v1::{self as pb, watch_service_server::WatchService},
-    service::{
-        page_budget,
-        watches::{PageRequest, PayloadPreview, Watches},
-    },
-    Error,
+    service::watches::Watches,
 };
 
 /// The gRPC service name, as health and metrics report it.
@@ -39,18 +32,24 @@ impl WatchApi {
     }
 }
 
-/// `items` as proto messages, as many as fit in one answer (see [`page_budget`]), each measured
-/// as an element of the answer's repeated field.
-fn page_of<Item, Message: prost::Message>(
-    items: &[Item],
-    to_proto: impl Fn(&Item) -> Message,
-) -> Vec<Message> {
-    let mut page: Vec<Message> = items.iter().map(to_proto).collect();
-    let sizes = page
-        .iter()
-        .map(|item| prost::encoding::message::encoded_len(1, item));
-    page.truncate(page_budget::items_that_fit(sizes));
-    page
+/// One unary RPC: observed, admitted by its key, then the shared function of the RPC.
+macro_rules! unary {
+    ($api:ident, $request:ident, $method:literal, $function:path) => {
+        observe(
+            &$api.in_flight,
+            WATCH_SERVICE,
+            $method,
+            $request.get_ref(),
+            async {
+                let tenant = $api
+                    .authenticator
+                    .admit(authorization($request.metadata()))
+                    .await?;
+                $function(&$api.watches, &tenant, $request.get_ref()).await
+            },
+        )
+        .await
+    };
 }
 
 #[tonic::async_trait]
@@ -59,308 +58,101 @@ impl WatchService for WatchApi {
         &self,
         request: Request<pb::CreateWatchRequest>,
     ) -> Result<Response<pb::CreateWatchResponse>, Status> {
-        observe(
-            &self.in_flight,
-            WATCH_SERVICE,
-            "CreateWatch",
-            request.get_ref(),
-            async {
-                let tenant = self
-                    .authenticator
-                    .admit(authorization(request.metadata()))
-                    .await?;
-                let watch = request
-                    .get_ref()
-                    .watch
-                    .as_ref()
-                    .ok_or_else(|| Error::invalid("watch", "is required"))?;
-                let draft = watch_convert::watch_draft(watch);
-                let watch = self.watches.create_watch(&tenant, draft).await?;
-                Ok(pb::CreateWatchResponse {
-                    watch: Some(watch_to_proto(&watch)),
-                })
-            },
-        )
-        .await
+        unary!(self, request, "CreateWatch", api::watches::create_watch)
     }
 
     async fn get_watch(
         &self,
         request: Request<pb::GetWatchRequest>,
     ) -> Result<Response<pb::GetWatchResponse>, Status> {
-        observe(
-            &self.in_flight,
-            WATCH_SERVICE,
-            "GetWatch",
-            request.get_ref(),
-            async {
-                let tenant = self
-                    .authenticator
-                    .admit(authorization(request.metadata()))
-                    .await?;
-                let id = watch_convert::watch_id("id", &request.get_ref().id)?;
-                let watch = self.watches.get_watch(&tenant, id).await?;
-                Ok(pb::GetWatchResponse {
-                    watch: Some(watch_to_proto(&watch)),
-                })
-            },
-        )
-        .await
+        unary!(self, request, "GetWatch", api::watches::get_watch)
     }
 
     async fn update_watch(
         &self,
         request: Request<pb::UpdateWatchRequest>,
     ) -> Result<Response<pb::UpdateWatchResponse>, Status> {
-        observe(
-            &self.in_flight,
-            WATCH_SERVICE,
-            "UpdateWatch",
-            request.get_ref(),
-            async {
-                let tenant = self
-                    .authenticator
-                    .admit(authorization(request.metadata()))
-                    .await?;
-                let request = request.get_ref();
-                let patch = request
-                    .watch
-                    .as_ref()
-                    .ok_or_else(|| Error::invalid("watch", "is required"))?;
-                let id = watch_convert::watch_id("watch.id", &patch.id)?;
-                let patch = watch_mask::watch_patch(patch, request.update_mask.as_ref());
-                let watch = self.watches.update_watch(&tenant, id, patch).await?;
-                Ok(pb::UpdateWatchResponse {
-                    watch: Some(watch_to_proto(&watch)),
-                })
-            },
-        )
-        .await
+        unary!(self, request, "UpdateWatch", api::watches::update_watch)
     }
 
     async fn delete_watch(
         &self,
         request: Request<pb::DeleteWatchRequest>,
     ) -> Result<Response<pb::DeleteWatchResponse>, Status> {
-        observe(
-            &self.in_flight,
-            WATCH_SERVICE,
-            "DeleteWatch",
-            request.get_ref(),
-            async {
-                let tenant = self
-                    .authenticator
-                    .admit(authorization(request.metadata()))
-                    .await?;
-                let id = watch_convert::watch_id("id", &request.get_ref().id)?;
-                self.watches.delete_watch(&tenant, id).await?;
-                Ok(pb::DeleteWatchResponse {})
-            },
-        )
-        .await
+        unary!(self, request, "DeleteWatch", api::watches::delete_watch)
     }
 
     async fn list_watches(
         &self,
         request: Request<pb::ListWatchesRequest>,
     ) -> Result<Response<pb::ListWatchesResponse>, Status> {
-        observe(
-            &self.in_flight,
-            WATCH_SERVICE,
-            "ListWatches",
-            request.get_ref(),
-            async {
-                let tenant = self
-                    .authenticator
-                    .admit(authorization(request.metadata()))
-                    .await?;
-                let request = request.get_ref();
-                let page_request = PageRequest {
-                    page_size: request.page_size,
-                    page_token: request.page_token.clone(),
-                };
-                let page = self
-                    .watches
-                    .list_watches(&tenant, &page_request, |watches| {
-                        page_of(watches, watch_to_proto)
-                    })
-                    .await?;
-                Ok(pb::ListWatchesResponse {
-                    watches: page.items,
-                    next_page_token: page.next_page_token,
-                })
-            },
-        )
-        .await
+        unary!(self, request, "ListWatches", api::watches::list_watches)
     }
 
     async fn create_crypto_key(
         &self,
         request: Request<pb::CreateCryptoKeyRequest>,
     ) -> Result<Response<pb::CreateCryptoKeyResponse>, Status> {
-        observe(
-            &self.in_flight,
-            WATCH_SERVICE,
+        unary!(
+            self,
+            request,
             "CreateCryptoKey",
-            request.get_ref(),
-            async {
-                let tenant = self
-                    .authenticator
-                    .admit(authorization(request.metadata()))
-                    .await?;
-                let created = self
-                    .watches
-                    .create_crypto_key(&tenant, &request.get_ref().name)
-                    .await?;
-                Ok(pb::CreateCryptoKeyResponse {
-                    crypto_key: Some(crypto_key_to_proto(&created.crypto_key)),
-                    secret: created.secret,
-                })
-            },
+            api::watches::create_crypto_key
         )
-        .await
     }
 
     async fn list_crypto_keys(
         &self,
         request: Request<pb::ListCryptoKeysRequest>,
     ) -> Result<Response<pb::ListCryptoKeysResponse>, Status> {
-        observe(
-            &self.in_flight,
-            WATCH_SERVICE,
+        unary!(
+            self,
+            request,
             "ListCryptoKeys",
-            request.get_ref(),
-            async {
-                let tenant = self
-                    .authenticator
-                    .admit(authorization(request.metadata()))
-                    .await?;
-                let keys = self.watches.list_crypto_keys(&tenant).await?;
-                Ok(pb::ListCryptoKeysResponse {
-                    crypto_keys: keys.iter().map(crypto_key_to_proto).collect(),
-                })
-            },
+            api::watches::list_crypto_keys
         )
-        .await
     }
 
     async fn delete_crypto_key(
         &self,
         request: Request<pb::DeleteCryptoKeyRequest>,
     ) -> Result<Response<pb::DeleteCryptoKeyResponse>, Status> {
-        observe(
-            &self.in_flight,
-            WATCH_SERVICE,
+        unary!(
+            self,
+            request,
             "DeleteCryptoKey",
-            request.get_ref(),
-            async {
-                let tenant = self
-                    .authenticator
-                    .admit(authorization(request.metadata()))
-                    .await?;
-                let id = watch_convert::crypto_key_id("id", &request.get_ref().id)?;
-                self.watches.delete_crypto_key(&tenant, id).await?;
-                Ok(pb::DeleteCryptoKeyResponse {})
-            },
+            api::watches::delete_crypto_key
         )
-        .await
     }
 
     async fn list_deliveries(
         &self,
         request: Request<pb::ListDeliveriesRequest>,
     ) -> Result<Response<pb::ListDeliveriesResponse>, Status> {
-        observe(
-            &self.in_flight,
-            WATCH_SERVICE,
+        unary!(
+            self,
+            request,
             "ListDeliveries",
-            request.get_ref(),
-            async {
-                let tenant = self
-                    .authenticator
-                    .admit(authorization(request.metadata()))
-                    .await?;
-                let request = request.get_ref();
-                let watch_id = watch_convert::watch_id("watch_id", &request.watch_id)?;
-                let page_request = PageRequest {
-                    page_size: request.page_size,
-                    page_token: request.page_token.clone(),
-                };
-                let page = self
-                    .watches
-                    .list_deliveries(&tenant, watch_id, &page_request, |deliveries| {
-                        page_of(deliveries, delivery_to_proto)
-                    })
-                    .await?;
-                Ok(pb::ListDeliveriesResponse {
-                    deliveries: page.items,
-                    next_page_token: page.next_page_token,
-                })
-            },
+            api::watches::list_deliveries
         )
-        .await
     }
 
     async fn retry_delivery(
         &self,
         request: Request<pb::RetryDeliveryRequest>,
     ) -> Result<Response<pb::RetryDeliveryResponse>, Status> {
-        observe(
-            &self.in_flight,
-            WATCH_SERVICE,
-            "RetryDelivery",
-            request.get_ref(),
-            async {
-                let tenant = self
-                    .authenticator
-                    .admit(authorization(request.metadata()))
-                    .await?;
-                let id = watch_convert::delivery_id("delivery_id", &request.get_ref().delivery_id)?;
-                let resent = self.watches.retry_delivery(&tenant, id).await?;
-                Ok(pb::RetryDeliveryResponse {
-                    delivery: Some(delivery_to_proto(&resent)),
-                })
-            },
-        )
-        .await
+        unary!(self, request, "RetryDelivery", api::watches::retry_delivery)
     }
 
     async fn preview_watch_payload(
         &self,
         request: Request<pb::PreviewWatchPayloadRequest>,
     ) -> Result<Response<pb::PreviewWatchPayloadResponse>, Status> {
-        observe(
-            &self.in_flight,
-            WATCH_SERVICE,
+        unary!(
+            self,
+            request,
             "PreviewWatchPayload",
-            request.get_ref(),
-            async {
-                let tenant = self
-                    .authenticator
-                    .admit(authorization(request.metadata()))
-                    .await?;
-                let request = request.get_ref();
-                let watch_id = match request.watch_id.as_str() {
-                    "" => None,
-                    watch_id => Some(watch_convert::watch_id("watch_id", watch_id)?),
-                };
-                let call = match &request.call {
-                    None => None,
-                    Some(call) => Some((
-                        // Any id will do for a preview; a malformed one renders as the nil id.
-                        call.id.parse().unwrap_or_default(),
-                        convert::call_fields(call, tenant.time_zone)?,
-                    )),
-                };
-                let preview = PayloadPreview {
-                    watch_id,
-                    schema: request.schema.clone(),
-                    call,
-                };
-                let payload = self.watches.preview_payload(&tenant, preview).await?;
-                Ok(pb::PreviewWatchPayloadResponse { payload })
-            },
+            api::watches::preview_watch_payload
         )
-        .await
     }
 }

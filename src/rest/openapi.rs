@@ -12,12 +12,17 @@ mod schemas;
 
 use std::sync::LazyLock;
 
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use tonic::body::Body;
+
 use prost_reflect::{
     DescriptorPool, DynamicMessage, ExtensionDescriptor, Kind, MessageDescriptor, MethodDescriptor,
     Value as ProtoValue,
 };
 use serde_json::{json, Map, Value};
 
+use super::{json, status};
 use crate::pb;
 use schemas::{Comments, Schemas};
 
@@ -61,18 +66,47 @@ pub struct DoorExtras<'a> {
     pub enum_spellings: fn(&prost_reflect::EnumDescriptor) -> Vec<String>,
     /// Header parameters: (method full name, header, description).
     pub headers: &'a [(&'a str, &'a str, &'a str)],
+    /// The field of a streamed response that each Server-Sent Event's `data:` holds (the whole
+    /// response when it has no such field).
+    pub stream_event_field: &'a str,
     /// Whether a DELETE is answered with an empty body (the seed's delete).
     pub empty_body_on_delete: bool,
 }
 
 /// What the door of `src/rest/` accepts beyond the proto.
 pub const DOOR_EXTRAS: DoorExtras<'static> = DoorExtras {
-    query_aliases: &[],
-    field_aliases: &[],
-    enum_spellings: |_| Vec::new(),
-    headers: &[],
-    empty_body_on_delete: false,
+    query_aliases: json::QUERY_ALIASES,
+    field_aliases: json::FIELD_ALIASES,
+    enum_spellings: seed_spellings,
+    headers: &[(
+        "calls.v1.CallService.WatchCalls",
+        "Last-Event-ID",
+        "The `id:` of the last event received: the stream resumes right after it (it is the \
+         event's sync token, and wins over `syncToken`). Browsers' `EventSource` sends it when \
+         it reconnects.",
+    )],
+    stream_event_field: "event",
+    empty_body_on_delete: true,
 };
+
+/// Where the door serves the document.
+pub const PATH: &str = "/openapi.json";
+
+/// The document as an HTTP answer.
+pub fn response() -> Response<Body> {
+    status::json_response(StatusCode::OK, Bytes::from_static(document_json()))
+}
+
+/// The seed's camelCase spelling of each value (`noAnswered` for `CALL_STATUS_NO_ANSWERED`),
+/// which the door accepts in requests beside the proto's names (and the short upper-case one,
+/// `NO_ANSWERED`, left out of the document to keep generated clients' enums small).
+fn seed_spellings(enumeration: &prost_reflect::EnumDescriptor) -> Vec<String> {
+    let prefix = json::enum_prefix(enumeration.name());
+    enumeration
+        .values()
+        .filter_map(|value| value.name().strip_prefix(&prefix).map(json::camel_case))
+        .collect()
+}
 
 /// The document as served, serialised once.
 pub fn document_json() -> &'static [u8] {
@@ -545,13 +579,22 @@ fn responses(
 ) -> Result<Value, String> {
     let response = method.output();
     let success = if method.is_server_streaming() {
-        let event = schemas.message(&response);
+        let (data, data_name) = match response.get_field_by_name(extras.stream_event_field) {
+            Some(field) => (schemas.kind(&field.kind()), field.kind()),
+            None => (schemas.message(&response), Kind::Message(response.clone())),
+        };
+        let data_name = match data_name {
+            Kind::Message(message) => message.name().to_owned(),
+            _ => extras.stream_event_field.to_owned(),
+        };
+        let event = data;
         json!({
             "description": format!(
-                "Server-Sent Events, one per `{}`: `id:` is the event's sync token (send it \
-                 back as `Last-Event-ID` to resume), `event:` its type, `data:` the event as \
-                 JSON (schema in `x-event-data`).",
-                response.name()
+                "Server-Sent Events, one per `{data_name}`: `id:` is the event's sync token \
+                 (sent back as `Last-Event-ID`, the stream resumes right after it), `event:` \
+                 its type in camelCase (`created`, `heartbeat`, ...), `data:` the \
+                 `{data_name}` in JSON (its schema in `x-event-data`). A stream that fails \
+                 ends with an `error` event whose data is the error shape (`Error`)."
             ),
             "content": { "text/event-stream": {
                 "schema": { "type": "string" },

@@ -18,14 +18,22 @@ const LAYERS: &[&str] = &[
     "feed",
     "webhooks",
     "service",
+    "api",
     "grpc",
+    "rest",
 ];
 
+/// The front doors: each converts, authenticates and maps errors on its own, sharing only
+/// what lies below them (`api`, the proto messages and their conversion), never each other.
+const DOORS: &[&str] = &["grpc", "rest"];
+
 /// Where gRPC itself (tonic, prost, the generated `pb` types, the `grpc` door) may appear: the
-/// door, the generated code, and the server that accepts connections and wires it all.
+/// doors, the proto messages' conversion they share (`api`), the generated code, and the
+/// server that accepts connections and wires it all.
 const TRANSPORT_FILES: &[&str] = &[
     "src/grpc/",
     "src/rest/",
+    "src/api/",
     "src/pb.rs",
     "src/app.rs",
     "src/main.rs",
@@ -55,7 +63,29 @@ fn each_module_uses_only_the_modules_below_it() {
 }
 
 #[test]
-fn only_the_grpc_door_and_the_server_know_grpc() {
+fn neither_door_uses_the_other() {
+    let mut breaches = Vec::new();
+    for door in DOORS {
+        for file in sources_of(door) {
+            let code = code_of(&file);
+            for other in DOORS.iter().filter(|other| *other != door) {
+                if crate_modules_used(&code).contains(*other)
+                    || code.contains(&format!("{other}::"))
+                {
+                    breaches.push(format!("{} uses {other}", file.display()));
+                }
+            }
+        }
+    }
+    assert!(
+        breaches.is_empty(),
+        "a door uses the other:\n{}",
+        breaches.join("\n")
+    );
+}
+
+#[test]
+fn only_the_doors_and_the_server_know_grpc() {
     let mut breaches = Vec::new();
     for file in rust_files(&root().join("src")) {
         let relative = file.strip_prefix(root()).unwrap().display().to_string();

@@ -222,9 +222,10 @@ fn watch_calls_is_a_server_sent_event_stream() {
     assert!(content.get("application/json").is_none());
     assert_eq!(
         content["text/event-stream"]["x-event-data"]["$ref"],
-        "#/components/schemas/WatchCallsResponse"
+        "#/components/schemas/CallEvent"
     );
     assert_eq!(parameter_names(watch, "query")[0], "syncToken");
+    assert_eq!(parameter_names(watch, "header"), ["Last-Event-ID"]);
 }
 
 #[test]
@@ -360,4 +361,32 @@ fn a_message_that_contains_itself_is_one_component_and_the_walk_ends() {
         components["Node"]["properties"]["children"]["items"]["$ref"],
         "#/components/schemas/Node"
     );
+}
+
+#[test]
+fn the_seed_names_the_door_accepts_are_documented() {
+    let document = document();
+    let list = operation(&document, "/v1/calls", "get");
+    let names = parameter_names(list, "query");
+    assert!(names.contains(&"startDate".to_owned()) && names.contains(&"endDate".to_owned()));
+    let schemas = &document["components"]["schemas"];
+    let statuses = schemas["CallStatus"]["enum"].as_array().expect("values");
+    for spelling in ["CALL_STATUS_NO_ANSWERED", "noAnswered", "completed"] {
+        assert!(statuses.contains(&Value::from(spelling)), "{spelling}");
+    }
+    assert!(schemas["CallType"]["enum"]
+        .as_array()
+        .expect("values")
+        .contains(&Value::from("clickToCall")));
+    let record = &schemas["CallRecord"]["properties"];
+    assert_eq!(record["mineType"]["deprecated"], true);
+    assert_eq!(record["mineType"]["type"], "string");
+}
+
+#[test]
+fn a_delete_answers_an_empty_body() {
+    let document = document();
+    let delete = operation(&document, "/v1/calls/{id}", "delete");
+    assert!(delete["responses"]["200"].get("content").is_none());
+    assert_eq!(parameter_names(delete, "query"), ["etag"]);
 }

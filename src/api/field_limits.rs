@@ -123,24 +123,35 @@ static LIMITS: LazyLock<HashMap<&'static str, FieldLimit>> =
     LazyLock::new(|| FIELD_LIMITS.iter().copied().collect());
 
 /// The descriptors of every message the service serves, from the set reflection serves.
-pub(super) static DESCRIPTORS: LazyLock<Result<DescriptorPool, String>> = LazyLock::new(|| {
+static DESCRIPTORS: LazyLock<Result<DescriptorPool, String>> = LazyLock::new(|| {
     DescriptorPool::decode(pb::FILE_DESCRIPTOR_SET).map_err(|error| error.to_string())
 });
+
+/// The descriptors of every message and service (with their options, `google.api.http`
+/// among them), decoded once.
+pub fn descriptors() -> Result<&'static DescriptorPool, Error> {
+    DESCRIPTORS
+        .as_ref()
+        .map_err(|error| Error::Internal(anyhow::anyhow!("descriptor set: {error}")))
+}
 
 /// Refuses `request` when any field breaks its limit, naming every such field (by its path in
 /// the request, e.g. `watch.http_request_headers[3].value`) and never quoting the value.
 pub fn check_request<M: prost::Message + prost::Name>(request: &M) -> Result<(), Error> {
-    let pool = DESCRIPTORS
-        .as_ref()
-        .map_err(|error| Error::Internal(anyhow::anyhow!("descriptor set: {error}")))?;
+    let pool = descriptors()?;
     let name = M::full_name();
     let descriptor = pool
         .get_message_by_name(&name)
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("no descriptor for {name}")))?;
     let message = DynamicMessage::decode(descriptor, request.encode_to_vec().as_slice())
         .map_err(|error| Error::Internal(anyhow::anyhow!("re-decoding {name}: {error}")))?;
+    check_message(&message)
+}
+
+/// [`check_request`] for a request already in its reflected form (the REST door's).
+pub fn check_message(message: &DynamicMessage) -> Result<(), Error> {
     let mut violations = Violations::default();
-    let mut pending = vec![(String::new(), &message)];
+    let mut pending = vec![(String::new(), message)];
     while let Some((prefix, message)) = pending.pop() {
         for (field, value) in message.fields() {
             let path = if prefix.is_empty() {
