@@ -48,11 +48,11 @@ async fn bench_seeds_a_tenant_and_runs_workloads_without_errors() {
     let report = run_workloads(
         &address,
         key,
-        "ping,get,list,search,create,update,mixed,list-deep",
+        "ping,get,list,search,create,update,mixed,list-deep,get-rest,list-rest",
         &database_url,
     )
     .await;
-    assert_every_result_without_errors(&report, 8);
+    assert_every_result_without_errors(&report, 10);
 
     // The floor server answers the same get and list workloads.
     let tenant_id = seeded
