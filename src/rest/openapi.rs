@@ -23,7 +23,7 @@ use prost_reflect::{
 use serde_json::{json, Map, Value};
 
 use super::{json, status};
-use crate::pb;
+use crate::api;
 use schemas::{Comments, Schemas};
 
 /// The HTTP methods of `google.api.HttpRule`'s `pattern`, as OpenAPI spells them.
@@ -71,6 +71,8 @@ pub struct DoorExtras<'a> {
     pub stream_event_field: &'a str,
     /// Whether a DELETE is answered with an empty body (the seed's delete).
     pub empty_body_on_delete: bool,
+    /// The limits every request field passes, by field full name: characters, elements.
+    pub field_limits: &'a [(&'a str, api::FieldLimit)],
 }
 
 /// What the door of `src/rest/` accepts beyond the proto.
@@ -87,6 +89,7 @@ pub const DOOR_EXTRAS: DoorExtras<'static> = DoorExtras {
     )],
     stream_event_field: "event",
     empty_body_on_delete: true,
+    field_limits: api::FIELD_LIMITS,
 };
 
 /// Where the door serves the document.
@@ -111,9 +114,8 @@ fn seed_spellings(enumeration: &prost_reflect::EnumDescriptor) -> Vec<String> {
 /// The document as served, serialised once.
 pub fn document_json() -> &'static [u8] {
     static JSON: LazyLock<Vec<u8>> = LazyLock::new(|| {
-        let pool = DescriptorPool::decode(pb::FILE_DESCRIPTOR_SET)
-            .expect("the descriptor set compiled into the binary decodes");
-        let document = generate(&pool, &DOOR_EXTRAS)
+        let pool = api::descriptors().expect("the descriptor set compiled into the binary decodes");
+        let document = generate(pool, &DOOR_EXTRAS)
             .expect("the compiled-in proto yields an OpenAPI document (a unit test builds it)");
         serde_json::to_vec(&document).expect("a JSON value serialises")
     });
@@ -144,8 +146,9 @@ pub fn generate(pool: &DescriptorPool, extras: &DoorExtras) -> Result<Value, Ope
             .map(|(_, alias, field)| ((*alias).to_owned(), (*field).to_owned()))
             .collect()
     };
-    let mut schemas = Schemas::new(&comments, enum_aliases, &field_aliases);
+    let mut schemas = Schemas::new(&comments, enum_aliases, &field_aliases, extras.field_limits);
     let mut paths = Map::new();
+    let mut creates = Vec::new();
     let mut tags = Vec::new();
     let mut services: Vec<_> = pool.services().collect();
     services.sort_by(|a, b| a.full_name().cmp(b.full_name()));
@@ -176,6 +179,9 @@ pub fn generate(pool: &DescriptorPool, extras: &DoorExtras) -> Result<Value, Ope
                     });
                 }
                 item[binding.method] = operation;
+                if let Some(pointer) = created_id_pointer(&method, binding) {
+                    creates.push((openapi_path(&binding.path), pointer));
+                }
                 has_routes = true;
             }
         }
@@ -187,6 +193,7 @@ pub fn generate(pool: &DescriptorPool, extras: &DoorExtras) -> Result<Value, Ope
             tags.push(tag);
         }
     }
+    add_links(&mut paths, &creates);
     schemas.insert("Error", error_schema());
     Ok(json!({
         "openapi": "3.0.3",
@@ -634,6 +641,70 @@ fn responses(
         );
     }
     Ok(Value::Object(responses))
+}
+
+/// OpenAPI links from each create to the operations on what it created: `POST /v1/calls`
+/// answers `{"call": {"id": ...}}`, which is the `{id}` of `GET /v1/calls/{id}`, `PATCH` and
+/// `DELETE` on it (and `{watch_id}` of `/v1/watches/{watch_id}/deliveries`, ...). A client (or a
+/// fuzzer) follows them from a create to the resource it made. Derived from the document
+/// itself: a `post` on a path without variables, whose answer has a message field with an `id`,
+/// links to every operation whose path is that path and one variable, then `/`, `:` or its end.
+fn add_links(paths: &mut Map<String, Value>, creates: &[(String, String)]) {
+    let mut found = Vec::new();
+    for (collection, id_pointer) in creates {
+        let mut links = Map::new();
+        for (path, item) in paths.iter() {
+            let Some(rest) = path.strip_prefix(collection.as_str()) else {
+                continue;
+            };
+            let Some(variable) = rest.strip_prefix("/{").and_then(|rest| {
+                let (variable, after) = rest.split_once('}')?;
+                (after.is_empty() || after.starts_with('/') || after.starts_with(':'))
+                    .then_some(variable)
+            }) else {
+                continue;
+            };
+            for operation in item.as_object().into_iter().flat_map(|item| item.values()) {
+                let Some(operation_id) = operation["operationId"].as_str() else {
+                    continue;
+                };
+                links.insert(
+                    operation_id.to_owned(),
+                    json!({
+                        "operationId": operation_id,
+                        "parameters": { variable: format!("$response.body#{id_pointer}") },
+                        "description": format!("The `{variable}` of what the create made."),
+                    }),
+                );
+            }
+        }
+        if !links.is_empty() {
+            found.push((collection.clone(), links));
+        }
+    }
+    for (collection, links) in found {
+        paths[&collection]["post"]["responses"]["200"]["links"] = Value::Object(links);
+    }
+}
+
+/// `/call/id` when `binding` creates (a `post` on a path without variables) and its answer is
+/// `{"call": {"id": ...}}`: the answer's first message field whose message has an `id`.
+fn created_id_pointer(method: &MethodDescriptor, binding: &Binding) -> Option<String> {
+    if binding.method != "post" || binding.path.contains('{') || !binding.response_body.is_empty() {
+        return None;
+    }
+    method
+        .output()
+        .fields()
+        .find_map(|field| match field.kind() {
+            Kind::Message(message)
+                if !field.is_list() && message.get_field_by_name("id").is_some() =>
+            {
+                let id = message.get_field_by_name("id")?;
+                Some(format!("/{}/{}", field.json_name(), id.json_name()))
+            }
+            _ => None,
+        })
 }
 
 /// Google's REST error shape: `{"error": {"code", "status", "message", "details"}}`.

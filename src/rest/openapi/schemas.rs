@@ -11,6 +11,8 @@ use std::collections::{BTreeMap, HashMap};
 use prost_reflect::{EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor};
 use serde_json::{json, Map, Value};
 
+use crate::api::FieldLimit;
+
 /// `components/schemas/...`, filled on demand.
 pub(super) struct Schemas<'a> {
     comments: &'a Comments,
@@ -22,6 +24,8 @@ pub(super) struct Schemas<'a> {
     /// JSON names the door accepts beside a message's own fields, by message full name:
     /// (alias, the field's JSON name it stands for).
     field_aliases: &'a dyn Fn(&MessageDescriptor) -> Vec<(String, String)>,
+    /// The request fields' limits (characters, elements), by field full name.
+    limits: HashMap<&'a str, FieldLimit>,
 }
 
 impl<'a> Schemas<'a> {
@@ -29,12 +33,14 @@ impl<'a> Schemas<'a> {
         comments: &'a Comments,
         enum_aliases: fn(&EnumDescriptor) -> Vec<String>,
         field_aliases: &'a dyn Fn(&MessageDescriptor) -> Vec<(String, String)>,
+        limits: &'a [(&'a str, FieldLimit)],
     ) -> Self {
         Schemas {
             comments,
             components: BTreeMap::new(),
             enum_aliases,
             field_aliases,
+            limits: limits.iter().copied().collect(),
         }
     }
 
@@ -90,22 +96,43 @@ impl<'a> Schemas<'a> {
         schema
     }
 
-    /// The schema of one field, with its comment, `readOnly` for "Output only." fields and
-    /// `writeOnly` for "Write-only" ones.
+    /// The schema of one field, with its comment, its limits (`maxLength`, `maxItems`: what
+    /// the door refuses beyond), `readOnly` for "Output only." fields and `writeOnly` for
+    /// "Write-only" ones.
     pub(super) fn field(&mut self, field: &FieldDescriptor) -> Value {
+        let limit = self.limits.get(field.full_name()).copied();
+        let limited = |mut schema: Value| {
+            let is_text = matches!(field.kind(), Kind::String | Kind::Bytes);
+            if let Some(limit) = limit.filter(|limit| is_text && limit.max_chars > 0) {
+                schema["maxLength"] = json!(limit.max_chars);
+            }
+            schema
+        };
         let schema = if let (true, Kind::Message(entry)) = (field.is_map(), field.kind()) {
             // A map's kind is its entry message; JSON writes it as an object.
             let value = self.kind(&entry.map_entry_value_field().kind());
-            json!({ "type": "object", "additionalProperties": value })
+            let mut schema = json!({ "type": "object", "additionalProperties": value });
+            if let Some(limit) = limit {
+                schema["maxProperties"] = json!(limit.max_items);
+            }
+            schema
         } else if field.is_list() {
-            json!({ "type": "array", "items": self.kind(&field.kind()) })
+            let items = limited(self.kind(&field.kind()));
+            let mut schema = json!({ "type": "array", "items": items });
+            if let Some(limit) = limit {
+                schema["maxItems"] = json!(limit.max_items);
+            }
+            schema
         } else {
-            self.kind(&field.kind())
+            limited(self.kind(&field.kind()))
         };
         let Some(text) = self.comments.of_field(field) else {
             return schema;
         };
         let mut schema = described(schema, text);
+        if let Some(example) = example_in(text).filter(|_| schema["type"] == "string") {
+            schema["example"] = json!(example);
+        }
         if text.contains("Output only.") {
             schema["readOnly"] = json!(true);
         }
@@ -168,6 +195,14 @@ impl<'a> Schemas<'a> {
         }
         reference(&name)
     }
+}
+
+/// The first `e.g. "..."` of a comment: an example value a client (or a fuzzer) can start from.
+fn example_in(text: &str) -> Option<String> {
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let start = text.find("e.g. \"")? + "e.g. \"".len();
+    let length = text[start..].find('"')?;
+    Some(text[start..start + length].to_owned())
 }
 
 /// The JSON forms of the well-known types the API uses (and the others, should it use them).

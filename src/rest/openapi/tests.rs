@@ -342,7 +342,7 @@ fn a_message_that_contains_itself_is_one_component_and_the_walk_ends() {
     let node = pool.get_message_by_name("test.Node").expect("Node");
     let comments = Comments::of_pool(&pool);
     let no_field_aliases = |_: &MessageDescriptor| Vec::new();
-    let mut schemas = Schemas::new(&comments, |_| Vec::new(), &no_field_aliases);
+    let mut schemas = Schemas::new(&comments, |_| Vec::new(), &no_field_aliases, &[]);
     assert_eq!(schemas.message(&node)["$ref"], "#/components/schemas/Node");
     let mut parameters = Vec::new();
     query_parameters(&node, "", &[], "", &mut schemas, &mut parameters);
@@ -389,4 +389,74 @@ fn a_delete_answers_an_empty_body() {
     let delete = operation(&document, "/v1/calls/{id}", "delete");
     assert!(delete["responses"]["200"].get("content").is_none());
     assert_eq!(parameter_names(delete, "query"), ["etag"]);
+}
+
+#[test]
+fn fields_carry_the_limits_the_door_enforces() {
+    let document = document();
+    let schemas = &document["components"]["schemas"];
+    assert_eq!(
+        schemas["Call"]["properties"]["callerNumber"]["maxLength"],
+        64
+    );
+    let keys = &schemas["WatchSignature"]["properties"]["cryptoKeyIds"];
+    assert_eq!(keys["maxItems"], 16);
+    assert_eq!(keys["items"]["maxLength"], 64);
+    assert_eq!(
+        schemas["Watch"]["properties"]["httpRequestHeaders"]["maxItems"],
+        32
+    );
+    assert!(schemas["Call"]["properties"]["status"]
+        .get("maxLength")
+        .is_none());
+}
+
+#[test]
+fn a_create_links_to_the_operations_on_what_it_made() {
+    let document = document();
+    let links = &operation(&document, "/v1/calls", "post")["responses"]["200"]["links"];
+    for operation_id in ["GetCall", "UpdateCall", "UpdateCall_2", "DeleteCall"] {
+        assert_eq!(
+            links[operation_id]["parameters"]["id"],
+            "$response.body#/call/id"
+        );
+    }
+    let links = &operation(&document, "/v1/watches", "post")["responses"]["200"]["links"];
+    assert_eq!(
+        links["ListDeliveries"]["parameters"]["watch_id"],
+        "$response.body#/watch/id"
+    );
+    assert_eq!(
+        links["PreviewWatchPayload"]["parameters"]["watch_id"],
+        "$response.body#/watch/id"
+    );
+    let links = &operation(&document, "/v1/cryptoKeys", "post")["responses"]["200"]["links"];
+    assert_eq!(
+        links["DeleteCryptoKey"]["parameters"]["id"],
+        "$response.body#/cryptoKey/id"
+    );
+    assert!(
+        operation(&document, "/v1/watches:preview", "post")["responses"]["200"]
+            .get("links")
+            .is_none()
+    );
+}
+
+#[test]
+fn a_comment_example_is_the_field_example() {
+    let document = document();
+    let schemas = &document["components"]["schemas"];
+    assert_eq!(
+        schemas["CallStart"]["properties"]["dateTime"]["example"],
+        "2026-11-27T09:30:00"
+    );
+    assert_eq!(
+        schemas["Call"]["properties"]["callerNumber"]["example"],
+        "+33 1 23 45 67 89"
+    );
+    assert_eq!(
+        schemas["Watch"]["properties"]["address"]["example"],
+        "https://hooks.example.com/calls"
+    );
+    assert!(schemas["Call"]["properties"]["id"].get("example").is_none());
 }
