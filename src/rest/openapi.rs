@@ -403,7 +403,10 @@ fn operation(
                     "name": alias,
                     "in": "query",
                     "schema": schemas.kind(&target.kind()),
-                    "description": format!("The seed API's name for `{}`.", target.json_name()),
+                    "description": format!(
+                        "The seed API's name for `{}` (one or the other, not both).",
+                        target.json_name()
+                    ),
                 }));
             }
         }
@@ -572,8 +575,10 @@ fn request_body(
             schemas.kind(&field.kind())
         }
     };
+    // The whole request as the body may be left out (every field takes its default); a body
+    // field must be sent.
     Ok(Some(json!({
-        "required": true,
+        "required": binding.body != "*",
         "content": { "application/json": { "schema": schema } }
     })))
 }

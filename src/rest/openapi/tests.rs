@@ -155,6 +155,7 @@ fn a_body_field_is_the_request_body_and_the_other_fields_are_query_parameters() 
     let document = document();
     let create = operation(&document, "/v1/calls", "post");
     assert_eq!(parameter_names(create, "query"), ["requestId"]);
+    assert_eq!(create["requestBody"]["required"], true);
     assert_eq!(
         create["requestBody"]["content"]["application/json"]["schema"]["$ref"],
         "#/components/schemas/Call"
@@ -174,6 +175,7 @@ fn a_star_body_carries_every_field_but_those_in_the_path() {
     let properties = body["properties"].as_object().expect("an inline body");
     assert!(properties.contains_key("schema") && properties.contains_key("call"));
     assert!(!properties.contains_key("watchId"));
+    assert_eq!(preview["requestBody"]["required"], false);
     let unbound = operation(&document, "/v1/watches:preview", "post");
     assert_eq!(
         unbound["requestBody"]["content"]["application/json"]["schema"]["$ref"],
