@@ -218,7 +218,7 @@ impl Application {
                 stop_serving.clone().cancelled_owned(),
             );
         let mut server = tokio::spawn(server);
-        tracing::info!(%address, max_connections = limits.max_connections, "serving gRPC and REST");
+        tracing::info!(%address, max_connections = limits.max_connections, "serving gRPC");
 
         tokio::select! {
             () = shutdown => {}

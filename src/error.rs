@@ -1,9 +1,9 @@
 //! The one error type of the service, with a transport-free [`ErrorKind`].
 //!
-//! Each front door maps an [`Error`] to its answer in one place (gRPC: `grpc/status.rs`) from
-//! what this module exposes: the kind, a stable reason clients can switch on, the bad fields
-//! cut to size, and when to retry. Internal causes are logged ([`Error::log_cause`]), never
-//! sent.
+//! Each front door maps an [`Error`] to its answer in one place (gRPC: `grpc/status.rs`, REST:
+//! `rest/status.rs`) from what this module exposes: the kind, a stable reason clients can
+//! switch on, the bad fields cut to size, and when to retry. Internal causes are logged
+//! ([`Error::log_cause`]), never sent.
 
 use std::time::Duration;
 

@@ -1,9 +1,9 @@
 //! `callsd`: a call-history service. It stores phone-call records in PostgreSQL, serves them
-//! over gRPC and streams every change to the clients that follow them.
+//! over gRPC and REST/JSON and streams every change to the clients that follow them.
 //!
-//! Layers depend one way: **proto → [`grpc`] → [`service`] → [`store`]**, with [`domain`]
-//! beneath them all; [`feed`] and [`webhooks`] sit on the store and carry changes out. No
-//! module below [`app`] imports a front door.
+//! Layers depend one way: **proto → [`grpc`] | [`rest`] → [`api`] → [`service`] → [`store`]**,
+//! with [`domain`] beneath them all; [`feed`] and [`webhooks`] sit on the store and carry
+//! changes out. No module below [`app`] imports a front door, and neither door the other.
 //!
 //! - [`config`]: every setting, as a flag with an environment variable and a default.
 //! - [`app`]: builds the server once for `main` and for the tests; health, reflection, shutdown.
@@ -11,8 +11,13 @@
 //! - [`shutdown_signals`]: SIGTERM and Ctrl-C: the first drains, a second stops at once.
 //! - [`cli`]: the operator commands (`migrate`, `tenant create`, `key create`, `key revoke`).
 //! - [`embedded_postgres`]: the PostgreSQL that `callsd serve` starts when no database is set.
-//! - [`grpc`]: the gRPC front door: authenticates, converts proto messages to and from the
-//!   service's inputs and outputs, maps [`Error`] to `Status`; no SQL, no rules.
+//! - [`grpc`]: the gRPC front door: authenticates from metadata, runs each RPC's [`api`]
+//!   function, maps [`Error`] to `Status`; no SQL, no rules.
+//! - [`rest`]: the REST/JSON front door on the same port: routes read from the proto's
+//!   `google.api.http` options, proto3 JSON, [`Error`] to HTTP in Google's error shape,
+//!   WatchCalls as Server-Sent Events; it runs the same [`api`] functions.
+//! - [`api`]: what both doors share: proto messages converted to the service's inputs and back,
+//!   one transport-free function per RPC, the field limits table, the in-flight limit.
 //! - [`service`]: the rules, transport-free, one type per resource: [`service::calls::Calls`]
 //!   holds ListCalls' paging and page and sync tokens bound to tenant and filters
 //!   (`calls/listing.rs`), and WatchCalls' start and stream tokens
@@ -30,7 +35,7 @@
 //! - [`fair_shares`]: per-tenant rate, in-flight and stream limits, so no tenant starves another.
 //! - [`tokens`]: opaque page and sync tokens: encrypted, bound to tenant and filters.
 //! - [`error`]: the one [`Error`] enum and its transport-free [`error::ErrorKind`]; each front
-//!   door maps it in one place (gRPC: `grpc/status.rs`).
+//!   door maps it in one place (gRPC: `grpc/status.rs`, REST: `rest/status.rs`).
 //! - [`telemetry`]: logs and metrics.
 
 pub mod api;

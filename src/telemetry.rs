@@ -57,6 +57,15 @@ pub fn init_metrics(address: SocketAddr) -> anyhow::Result<()> {
         metrics::Unit::Seconds,
         "Time to handle an RPC, by method"
     );
+    metrics::describe_counter!(
+        "http_server_requests_total",
+        "REST requests answered, by RPC (empty when no route matched) and HTTP status"
+    );
+    metrics::describe_histogram!(
+        "http_server_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time to answer a REST request (to open a stream, for the SSE watch), by RPC"
+    );
     metrics::describe_gauge!("callsd_watch_streams", "Open WatchCalls streams");
     metrics::describe_counter!(
         "callsd_feed_unreadable_changes_total",

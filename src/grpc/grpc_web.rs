@@ -28,8 +28,8 @@ use crate::config::AllowedOrigins;
 const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Request headers a gRPC-Web client sends besides the body: its framing, deadline, the API key.
-/// The `connect-` ones are a Connect client's, `last-event-id` an SSE client's (REST).
-const ALLOWED_HEADERS: [&str; 9] = [
+/// The `connect-` ones are a Connect client's; `last-event-id` and `if-match` a REST client's.
+const ALLOWED_HEADERS: [&str; 10] = [
     "content-type",
     "x-grpc-web",
     "x-user-agent",
@@ -39,10 +39,18 @@ const ALLOWED_HEADERS: [&str; 9] = [
     "connect-protocol-version",
     "connect-timeout-ms",
     "last-event-id",
+    "if-match",
 ];
 
-/// Response headers a page may read: a failed call's status comes in headers, not trailers.
-const EXPOSED_HEADERS: [&str; 3] = ["grpc-status", "grpc-message", "grpc-status-details-bin"];
+/// Response headers a page may read: a failed call's status comes in headers, not trailers;
+/// a REST answer's `etag` and `retry-after`.
+const EXPOSED_HEADERS: [&str; 5] = [
+    "grpc-status",
+    "grpc-message",
+    "grpc-status-details-bin",
+    "etag",
+    "retry-after",
+];
 
 /// The protocol layers in front of the gRPC services: Connect, then gRPC-Web.
 pub type WebLayers = Stack<GrpcWebLayer, ConnectLayer>;

@@ -24,7 +24,7 @@ pub async fn dispatch(
     route: &Route,
     message: DynamicMessage,
     tenant: &Tenant,
-) -> Result<Vec<u8>, Error> {
+) -> Result<json::JsonAnswer, Error> {
     use api::{calls, watches};
     match route.rpc.full_name() {
         "calls.v1.CallService.CreateCall" => run!(

@@ -371,22 +371,64 @@ pub(super) fn camel_case(name: &str) -> String {
     out
 }
 
+/// An answer in proto3 JSON, and the etag of the resource it carries, if any (for the HTTP
+/// `ETag` header).
+pub struct JsonAnswer {
+    pub body: Vec<u8>,
+    pub etag: Option<String>,
+}
+
 /// `message` (a response of `route`) in proto3 JSON: its `response_body` field alone when the
 /// binding names one.
 pub fn response_json<M: prost::Message + prost::Name>(
     route: &Route,
     message: &M,
-) -> Result<Vec<u8>, Error> {
+) -> Result<JsonAnswer, Error> {
     let descriptor = route.rpc.output();
     let dynamic = DynamicMessage::decode(descriptor, message.encode_to_vec().as_slice())
         .map_err(|error| Error::Internal(anyhow::anyhow!("re-decoding {}: {error}", M::NAME)))?;
-    match &route.response_body {
-        None => message_json(&dynamic),
+    let etag = resource_etag(&dynamic);
+    let body = match &route.response_body {
+        None => message_json(&dynamic)?,
         Some(field) => match dynamic.get_field_by_name(field).as_deref() {
-            Some(prost_reflect::Value::Message(inner)) => message_json(inner),
-            _ => Ok(b"{}".to_vec()),
+            Some(prost_reflect::Value::Message(inner)) => message_json(inner)?,
+            _ => b"{}".to_vec(),
         },
+    };
+    Ok(JsonAnswer { body, etag })
+}
+
+/// The `etag` of the one resource a response carries (`GetCallResponse.call.etag`).
+fn resource_etag(response: &DynamicMessage) -> Option<String> {
+    response.fields().find_map(|(field, value)| {
+        let prost_reflect::Value::Message(resource) = value else {
+            return None;
+        };
+        if field.is_list() {
+            return None;
+        }
+        match resource.get_field_by_name("etag").as_deref() {
+            Some(prost_reflect::Value::String(etag)) if !etag.is_empty() => Some(etag.clone()),
+            _ => None,
+        }
+    })
+}
+
+/// Where an `If-Match` header's etag goes in the request of `route`: the `etag` of the body's
+/// resource (`call.etag`), or the request's own (`DeleteCallRequest.etag`).
+pub fn etag_field(route: &Route) -> Option<Vec<String>> {
+    let input = route.rpc.input();
+    if let BodyTarget::Field(body) = &route.body {
+        let field = input.get_field_by_name(body)?;
+        if let Kind::Message(resource) = field.kind() {
+            if resource.get_field_by_name("etag").is_some() {
+                return Some(vec![body.clone(), "etag".to_owned()]);
+            }
+        }
     }
+    input
+        .get_field_by_name("etag")
+        .map(|_| vec!["etag".to_owned()])
 }
 
 /// A message in proto3 JSON, default values left out.

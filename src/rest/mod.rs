@@ -1,9 +1,9 @@
 //! The REST/JSON front door, on the gRPC port: the seed's API as the proto's `google.api.http`
 //! annotations map it (read at start-up into [`routes::RouteTable`], never written twice).
 //! Like the gRPC door it only authenticates (`Authorization: Bearer <key>`), converts (proto3
-//! JSON through prost-reflect, [`json`]) and maps errors (Google's REST shape, [`status`]);
+//! JSON through prost-reflect, `json.rs`) and maps errors (Google's REST shape, `status.rs`);
 //! each RPC runs the same function in [`crate::api`] as over gRPC, within the same in-flight
-//! limit and tenant shares. `GET /v1/calls:watch` streams Server-Sent Events ([`sse`]).
+//! limit and tenant shares. `GET /v1/calls:watch` streams Server-Sent Events (`sse.rs`).
 //!
 //! Which requests are REST: [`RestLayer`] sits between CORS and the gRPC protocols and takes
 //! every request that is not an RPC, that is neither of a gRPC or Connect content type nor
@@ -26,7 +26,7 @@ use std::{
 
 use bytes::Bytes;
 use futures::future::Either;
-use http::{header, HeaderMap, Method, Request, Response, StatusCode};
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use tonic::body::Body;
 use tower::{Layer, Service};
@@ -129,6 +129,13 @@ impl Rest {
     ) -> Result<Response<Body>, Refusal> {
         let (parts, body) = request.into_parts();
         let body = read_body(&parts.headers, body).await?;
+        let mut path_values = path_values;
+        if let Some(etag) = if_match(&parts.headers)? {
+            // HTTP's own precondition, as the request's etag field: a stale one answers 412.
+            let field = json::etag_field(route)
+                .ok_or_else(|| Error::invalid("If-Match", "this method takes no etag"))?;
+            path_values.push((field, etag));
+        }
         // A slot while the request runs (a stream holds it only while it opens).
         let _slot = self.in_flight.try_enter().ok_or(Error::Overloaded)?;
         let tenant = self
@@ -139,15 +146,40 @@ impl Rest {
         if route.rpc.is_server_streaming() {
             return sse::open(&self.calls, &tenant, route, message, &parts.headers).await;
         }
-        let body = handlers::dispatch(self, route, message, &tenant).await?;
-        if route.method == Method::DELETE {
+        let answer = handlers::dispatch(self, route, message, &tenant).await?;
+        let mut response = if route.method == Method::DELETE {
             // The seed's delete answers an empty body.
-            let mut response = Response::new(Body::empty());
-            *response.status_mut() = StatusCode::OK;
-            return Ok(response);
+            Response::new(Body::empty())
+        } else {
+            status::json_response(StatusCode::OK, Bytes::from(answer.body))
+        };
+        if let Some(etag) = answer.etag {
+            if let Ok(value) = HeaderValue::from_str(&format!("\"{etag}\"")) {
+                response.headers_mut().insert(header::ETAG, value);
+            }
         }
-        Ok(status::json_response(StatusCode::OK, Bytes::from(body)))
+        Ok(response)
     }
+}
+
+/// The etag an `If-Match` header asks for (`"3"` or `W/"3"`; `*` asks for none).
+fn if_match(headers: &HeaderMap) -> Result<Option<String>, Error> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| Error::invalid("If-Match", "must be an etag"))?
+        .trim();
+    if value == "*" {
+        return Ok(None);
+    }
+    let unquoted = value
+        .trim_start_matches("W/")
+        .strip_prefix('"')
+        .and_then(|value| value.strip_suffix('"'))
+        .ok_or_else(|| Error::invalid("If-Match", "must be one quoted etag, e.g. \"3\""))?;
+    Ok(Some(unquoted.to_owned()))
 }
 
 /// The `Authorization` header's value, which [`crate::auth`] reads the API key from.

@@ -32,5 +32,7 @@ mod readme;
 mod reflection;
 mod resilience;
 mod rest;
+mod rest_hostile;
+mod rest_sse;
 mod settings;
 mod webhooks;

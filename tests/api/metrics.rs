@@ -1,6 +1,6 @@
 //! `/metrics` as Prometheus and its users expect it: every family described, the standard
 //! `process_*` metrics, gauges present before their first change, health and reflection RPCs
-//! counted, and `promtool check metrics` silent.
+//! counted, REST requests counted, and `promtool check metrics` silent.
 
 use std::{
     io::Write,
@@ -77,6 +77,13 @@ async fn metrics_are_described_include_process_metrics_count_health_and_reflecti
         .await
         .unwrap();
     health_and_reflection_rpcs(&server).await;
+    let rest = reqwest::Client::new()
+        .get(format!("http://{}/v1/calls/nope", server.grpc))
+        .bearer_auth(&server.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rest.status(), reqwest::StatusCode::BAD_REQUEST);
 
     let expected = [
         "# HELP callsd_webhook_attempts_total ",
@@ -93,6 +100,8 @@ async fn metrics_are_described_include_process_metrics_count_health_and_reflecti
         "grpc_server_started_total{grpc_service=\"grpc.reflection.v1.ServerReflection\",grpc_method=\"ServerReflectionInfo\",grpc_type=\"bidi_stream\"} 1",
         "grpc_server_handled_total{grpc_service=\"grpc.reflection.v1.ServerReflection\",grpc_method=\"ServerReflectionInfo\",grpc_type=\"bidi_stream\",grpc_code=\"OK\"} 1",
         "grpc_server_handling_seconds_count{grpc_service=\"grpc.health.v1.Health\",grpc_method=\"Check\",grpc_type=\"unary\"}",
+        "http_server_requests_total{rpc=\"GetCall\",status=\"400\"} 1",
+        "http_server_request_duration_seconds_count{rpc=\"GetCall\"} 1",
     ];
     // Bodies are recorded when hyper drops them, just after the client has its answer.
     let deadline = Instant::now() + Duration::from_secs(10);

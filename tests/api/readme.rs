@@ -1,5 +1,5 @@
 //! The README's walkthroughs pasted in order, as a reader would: the grpcurl walkthrough, the
-//! live feed, the restart that lets webhooks reach loopback, then the webhooks walkthrough,
+//! live feed, their curl twins over REST/JSON, the restart that lets webhooks reach loopback, then the webhooks walkthrough,
 //! against one server at a time started the README's way (no `DATABASE_URL`). The README's
 //! fixed ports become free ones; every other character runs as written, under `set -e`.
 
@@ -42,6 +42,8 @@ async fn the_walkthroughs_pasted_in_order_work_against_one_server_at_a_time() {
     }
     let walkthrough = block_under(&blocks, "## A grpcurl walkthrough", 0);
     let live_feed = block_under(&blocks, "## A grpcurl walkthrough", 1);
+    let curl_walkthrough = block_under(&blocks, "## The same with curl (REST/JSON)", 0);
+    let curl_live_feed = block_under(&blocks, "## The same with curl (REST/JSON)", 1);
     let restart = block_under(&blocks, "## Webhooks (watches)", 0);
     let webhooks = block_under(&blocks, "## Webhooks (watches)", 1);
     let restart_env = server_environment(restart);
@@ -69,6 +71,19 @@ async fn the_walkthroughs_pasted_in_order_work_against_one_server_at_a_time() {
         output.contains("CALL_EVENT_TYPE_INITIAL_STATE_COMPLETE"),
         "{output}"
     );
+    // Its curl twin, over REST/JSON.
+    let output = paste(dir.path(), &ports, curl_walkthrough, None);
+    assert!(output.contains("\"CALL_STATUS_COMPLETED\""), "{output}");
+    assert!(output.contains("\"code\":412"), "{output}");
+    assert!(output.contains("\"nextSyncToken\""), "{output}");
+    assert!(output.contains("\"deleted\":true"), "{output}");
+    let output = paste(
+        dir.path(),
+        &ports,
+        curl_live_feed,
+        Some(Duration::from_secs(3)),
+    );
+    assert!(output.contains("event: initialStateComplete"), "{output}");
 
     // "In the server's terminal, stop the server (Ctrl-C) and start it again".
     first.interrupt();
