@@ -4,6 +4,8 @@
 //! JSON through prost-reflect, `json.rs`) and maps errors (Google's REST shape, `status.rs`);
 //! each RPC runs the same function in [`crate::api`] as over gRPC, within the same in-flight
 //! limit and tenant shares. `GET /v1/calls:watch` streams Server-Sent Events (`sse.rs`).
+//! `GET /openapi.json` (no key) is the OpenAPI document generated from the same annotations
+//! ([`openapi`]).
 //!
 //! Which requests are REST: [`RestLayer`] sits between CORS and the gRPC protocols and takes
 //! every request that is not an RPC, that is neither of a gRPC or Connect content type nor

@@ -637,13 +637,14 @@ fn responses(
         _ => [ERROR_STATUSES, BODY_ERROR_STATUSES].concat(),
     };
     for (status, text) in statuses {
-        responses.insert(
-            status.to_owned(),
-            json!({
-                "description": text,
-                "content": { "application/json": { "schema": schemas::reference("Error") } }
-            }),
-        );
+        let mut response = json!({
+            "description": text,
+            "content": { "application/json": { "schema": schemas::reference("Error") } }
+        });
+        if let Some(headers) = error_headers(status) {
+            response["headers"] = headers;
+        }
+        responses.insert(status.to_owned(), response);
     }
     Ok(Value::Object(responses))
 }
@@ -710,6 +711,21 @@ fn created_id_pointer(method: &MethodDescriptor, binding: &Binding) -> Option<St
             }
             _ => None,
         })
+}
+
+/// The headers an error answer carries beside its body (`status.rs`).
+fn error_headers(status: &str) -> Option<Value> {
+    match status {
+        "401" => Some(json!({ "WWW-Authenticate": {
+            "description": "`Bearer`: the scheme the key is sent with.",
+            "schema": { "type": "string" }
+        } })),
+        "429" | "503" => Some(json!({ "Retry-After": {
+            "description": "Seconds to wait before retrying, when waiting helps.",
+            "schema": { "type": "integer", "minimum": 1 }
+        } })),
+        _ => None,
+    }
 }
 
 /// Google's REST error shape: `{"error": {"code", "status", "message", "details"}}`.

@@ -245,6 +245,9 @@ fn every_operation_documents_errors_in_google_shape_and_needs_a_bearer_key() {
     );
     for item in document["paths"].as_object().expect("paths").values() {
         for operation in item.as_object().expect("a path item").values() {
+            let responses = &operation["responses"];
+            assert!(responses["401"]["headers"]["WWW-Authenticate"].is_object());
+            assert!(responses["429"]["headers"]["Retry-After"].is_object());
             for status in ["400", "401", "404", "412", "429", "500", "503"] {
                 assert_eq!(
                     operation["responses"][status]["content"]["application/json"]["schema"]["$ref"],
