@@ -372,17 +372,13 @@ fn operation(
                 "path variable {field_path} would be named {name}, as another field"
             ));
         }
-        let mut text = comments.of_field(&field).unwrap_or_default().to_owned();
+        let mut parameter = parameter(&name, "path", schemas.field(&field));
+        parameter["required"] = json!(true);
         if field_path.contains('.') {
-            text = format!("`{field_path}` of the request. {text}");
+            let text = parameter["description"].as_str().unwrap_or_default();
+            parameter["description"] = json!(format!("`{field_path}` of the request. {text}"));
         }
-        parameters.push(json!({
-            "name": name,
-            "in": "path",
-            "required": true,
-            "schema": schemas.kind(&field.kind()),
-            "description": text,
-        }));
+        parameters.push(parameter);
     }
     if binding.body != "*" {
         let bound: Vec<&str> = path_fields.iter().map(String::as_str).collect();
@@ -443,6 +439,22 @@ fn first_sentence(text: &str) -> String {
         Some(end) => line[..=end].to_owned(),
         None => line,
     }
+}
+
+/// A parameter whose schema is a field's: the field's description lifted out of the schema onto
+/// it, where documentation tools show it (and its `readOnly`, `writeOnly` dropped: a path's
+/// `call.id` is output-only in the body, not in the path).
+fn parameter(name: &str, location: &str, mut schema: Value) -> Value {
+    let mut parameter = json!({ "name": name, "in": location });
+    if let Some(object) = schema.as_object_mut() {
+        if let Some(text) = object.remove("description") {
+            parameter["description"] = text;
+        }
+        object.remove("readOnly");
+        object.remove("writeOnly");
+    }
+    parameter["schema"] = schema;
+    parameter
 }
 
 /// `GetCall` for the rule itself, `UpdateCall_2` for its first additional binding.
@@ -540,7 +552,7 @@ fn query_parameters_of(
             }
             _ => schemas.field(&field),
         };
-        let mut parameter = json!({ "name": name, "in": "query", "schema": schema });
+        let mut parameter = parameter(&name, "query", schema);
         if field.is_list() {
             parameter["explode"] = json!(true);
         }

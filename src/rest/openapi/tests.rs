@@ -147,6 +147,11 @@ fn list_calls_takes_its_request_fields_as_camel_case_query_parameters() {
         .find(|parameter| parameter["name"] == "timeMin")
         .expect("timeMin");
     assert_eq!(time_min["schema"]["format"], "date-time");
+    assert!(time_min["description"]
+        .as_str()
+        .expect("on the parameter")
+        .contains("end after"));
+    assert!(time_min["schema"].get("description").is_none());
     assert!(list.get("requestBody").is_none());
 }
 
@@ -162,6 +167,14 @@ fn a_body_field_is_the_request_body_and_the_other_fields_are_query_parameters() 
     );
     let update = operation(&document, "/v1/calls/{id}", "patch");
     assert_eq!(parameter_names(update, "path"), ["id"]);
+    let id = &update["parameters"][0];
+    assert_eq!(id["required"], true);
+    assert_eq!(id["schema"]["maxLength"], 64);
+    assert!(id["schema"].get("readOnly").is_none());
+    assert!(id["description"]
+        .as_str()
+        .expect("a description")
+        .starts_with("`call.id` of the request."));
     assert_eq!(parameter_names(update, "query"), ["updateMask"]);
 }
 
