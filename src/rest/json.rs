@@ -24,12 +24,11 @@ const MAX_QUERY_PARAMETERS: usize = 64;
 const MAX_NORMALIZED_DEPTH: usize = 16;
 
 /// Field names accepted for others in a message's JSON: (message, alias, JSON name).
-pub(super) const FIELD_ALIASES: &[(&str, &str, &str)] =
-    &[("calls.v1.CallRecord", "mineType", "mimeType")];
+pub const FIELD_ALIASES: &[(&str, &str, &str)] = &[("calls.v1.CallRecord", "mineType", "mimeType")];
 /// Query parameters accepted for others: (request message, alias, JSON name). The seed's
 /// `startDate` is an upper bound on a call's start (`time_max`), its `endDate` a lower bound on
 /// its end (`time_min`): see call_service.proto.
-pub(super) const QUERY_ALIASES: &[(&str, &str, &str)] = &[
+pub const QUERY_ALIASES: &[(&str, &str, &str)] = &[
     ("calls.v1.ListCallsRequest", "startDate", "timeMax"),
     ("calls.v1.ListCallsRequest", "endDate", "timeMin"),
 ];
@@ -467,6 +466,67 @@ mod tests {
             Some("CALL_TYPE_CALL_TRACKING")
         );
         assert_eq!(enum_value_named(&call_type, "nonsense"), None);
+    }
+
+    use crate::rest::routes::{Lookup, RouteTable};
+    use http::Method;
+
+    /// The request `method` and `path_and_query` make, with `body`.
+    fn request(method: Method, path_and_query: &str, body: &str) -> Result<DynamicMessage, Error> {
+        let table = RouteTable::from_descriptors(crate::api::descriptors().unwrap()).unwrap();
+        let (path, query) = match path_and_query.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (path_and_query, None),
+        };
+        let Lookup::Found(route, values) = table.lookup(&method, path) else {
+            panic!("no route for {path}");
+        };
+        request_message(route, values, query, body.as_bytes())
+    }
+
+    fn text(message: &DynamicMessage, path: &str) -> String {
+        let mut value = prost_reflect::Value::Message(message.clone());
+        for name in path.split('.') {
+            let prost_reflect::Value::Message(inner) = value else {
+                panic!("{path} is not a message path");
+            };
+            value = inner.get_field_by_name(name).unwrap().into_owned();
+        }
+        match value {
+            prost_reflect::Value::String(text) => text,
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_seeds_start_date_and_end_date_are_time_max_and_time_min() {
+        let message = request(
+            Method::GET,
+            "/v1/calls?startDate=2026-11-28T00:00:00Z&endDate=2026-11-27T00:00:00Z",
+            "",
+        )
+        .unwrap();
+        assert_eq!(text(&message, "time_max.seconds"), "I64(1795824000)");
+        assert_eq!(text(&message, "time_min.seconds"), "I64(1795737600)");
+    }
+
+    #[test]
+    fn the_path_value_wins_over_the_bodys_and_mine_type_is_mime_type() {
+        let message = request(
+            Method::PATCH,
+            "/v1/calls/from-path?updateMask=record",
+            r#"{"id": "from-body", "record": {"mineType": "audio/mpeg"}}"#,
+        )
+        .unwrap();
+        assert_eq!(text(&message, "call.id"), "from-path");
+        assert_eq!(text(&message, "call.record.mime_type"), "audio/mpeg");
+    }
+
+    #[test]
+    fn the_query_cannot_set_the_body_or_a_whole_body_request() {
+        assert!(request(Method::POST, "/v1/calls?call.id=x", "{}").is_err());
+        assert!(request(Method::POST, "/v1/cryptoKeys?name=x", "{}").is_err());
+        assert!(request(Method::POST, "/v1/cryptoKeys", r#"{"name": "x"}"#).is_ok());
     }
 
     #[test]

@@ -40,6 +40,9 @@ use crate::{
     service::{calls::Calls, watches::Watches},
     Error,
 };
+/// The seed's spellings the door accepts beside the proto's, for documents that list them
+/// (the OpenAPI document): field aliases by message, query parameter aliases by request.
+pub use json::{FIELD_ALIASES, QUERY_ALIASES};
 use routes::{Lookup, Route, RouteTable};
 use status::Refusal;
 
@@ -126,12 +129,11 @@ impl Rest {
     async fn answer(
         &self,
         route: &Route,
-        path_values: routes::PathValues,
+        mut path_values: routes::PathValues,
         request: Request<Body>,
     ) -> Result<Response<Body>, Refusal> {
         let (parts, body) = request.into_parts();
         let body = read_body(&parts.headers, body).await?;
-        let mut path_values = path_values;
         if let Some(etag) = if_match(&parts.headers)? {
             // HTTP's own precondition, as the request's etag field: a stale one answers 412.
             let field = json::etag_field(route)
@@ -308,5 +310,53 @@ where
         }
         let rest = self.rest.clone();
         Either::Right(Box::pin(async move { Ok(rest.serve(request).await) }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(path: &str, content_type: Option<&str>) -> Request<()> {
+        let mut request = Request::builder().uri(path);
+        if let Some(content_type) = content_type {
+            request = request.header(header::CONTENT_TYPE, content_type);
+        }
+        request.body(()).unwrap()
+    }
+
+    #[test]
+    fn rpcs_of_every_protocol_pass_by_and_the_rest_is_rest() {
+        for (path, content_type) in [
+            ("/calls.v1.CallService/GetCall", Some("application/grpc")),
+            (
+                "/calls.v1.CallService/GetCall",
+                Some("application/grpc-web+proto"),
+            ),
+            ("/calls.v1.CallService/GetCall", Some("application/proto")),
+            ("/calls.v1.CallService/GetCall", Some("application/json")),
+            (
+                "/calls.v1.CallService/WatchCalls",
+                Some("application/connect+proto"),
+            ),
+            ("/grpc.health.v1.Health/Check", None),
+        ] {
+            assert!(
+                !is_rest(&request(path, content_type)),
+                "{path} {content_type:?}"
+            );
+        }
+        for (path, content_type) in [
+            ("/v1/calls", Some("application/json")),
+            ("/v1/calls:watch", None),
+            ("/openapi.json", None),
+            ("/", None),
+            ("/anything/else", Some("text/plain")),
+        ] {
+            assert!(
+                is_rest(&request(path, content_type)),
+                "{path} {content_type:?}"
+            );
+        }
     }
 }

@@ -258,6 +258,16 @@ fn operation(
             }));
         }
     }
+    if matches!(binding.method, "patch" | "put" | "delete") && takes_etag(&request, binding) {
+        parameters.push(json!({
+            "name": "If-Match",
+            "in": "header",
+            "schema": { "type": "string" },
+            "description": "The resource's etag, quoted (`\"3\"`, as its `ETag` header gave it): \
+                the change is made only if it still matches, else 412. The same as the \
+                request's `etag`.",
+        }));
+    }
     let text = comments.of_method(method).unwrap_or_default();
     let mut operation = json!({
         "operationId": operation_id(method, index),
@@ -296,6 +306,17 @@ fn parameter(name: &str, location: &str, mut schema: Value) -> Value {
     }
     parameter["schema"] = schema;
     parameter
+}
+
+/// Whether the request carries an etag the door's `If-Match` header can stand for: the body's
+/// resource has one (`call.etag`), or the request itself (`DeleteCallRequest.etag`). The rule
+/// of the door's `json::etag_field`; a test holds the two together.
+fn takes_etag(request: &MessageDescriptor, binding: &Binding) -> bool {
+    let body_resource_has_etag = request
+        .get_field_by_name(&binding.body)
+        .and_then(|field| field.kind().as_message().cloned())
+        .is_some_and(|resource| resource.get_field_by_name("etag").is_some());
+    body_resource_has_etag || request.get_field_by_name("etag").is_some()
 }
 
 /// `GetCall` for the rule itself, `UpdateCall_2` for its first additional binding.

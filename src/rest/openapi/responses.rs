@@ -85,6 +85,14 @@ pub(super) fn responses(
             "content": { "application/json": { "schema": schema } }
         })
     };
+    let mut success = success;
+    if carries_etag(&response) {
+        success["headers"] = json!({ "ETag": {
+            "description": "The etag of the resource in the answer, quoted; send it back in \
+                `If-Match` to change the resource only if nobody did since.",
+            "schema": { "type": "string" }
+        } });
+    }
     let mut responses = Map::new();
     responses.insert("200".to_owned(), success);
     let statuses = match binding.body.as_str() {
@@ -102,6 +110,18 @@ pub(super) fn responses(
         responses.insert(status.to_owned(), response);
     }
     Ok(Value::Object(responses))
+}
+
+/// Whether an answer holds one resource with an etag (`GetCallResponse.call`), which the door
+/// sends as the `ETag` header too.
+fn carries_etag(response: &prost_reflect::MessageDescriptor) -> bool {
+    response.fields().any(|field| {
+        !field.is_list()
+            && field
+                .kind()
+                .as_message()
+                .is_some_and(|resource| resource.get_field_by_name("etag").is_some())
+    })
 }
 
 /// The headers an error answer carries beside its body (`status.rs`).

@@ -478,3 +478,49 @@ fn a_comment_example_is_the_field_example() {
     );
     assert!(schemas["Call"]["properties"]["id"].get("example").is_none());
 }
+
+#[test]
+fn etags_travel_as_headers_where_the_door_reads_and_writes_them() {
+    let document = document();
+    let get = operation(&document, "/v1/calls/{id}", "get");
+    assert!(get["responses"]["200"]["headers"]["ETag"].is_object());
+    assert!(parameter_names(get, "header").is_empty());
+    for method in ["patch", "put", "delete"] {
+        let operation = operation(&document, "/v1/calls/{id}", method);
+        assert_eq!(
+            parameter_names(operation, "header"),
+            ["If-Match"],
+            "{method}"
+        );
+    }
+    let watch = operation(&document, "/v1/watches/{id}", "get");
+    assert!(watch["responses"]["200"].get("headers").is_none());
+}
+
+/// The document's If-Match is the door's: every PATCH, PUT or DELETE route whose request the
+/// door can put an `If-Match` etag in documents the header, and no other.
+#[test]
+fn if_match_is_documented_exactly_where_the_door_takes_it() {
+    let document = document();
+    let pool = api::descriptors().expect("descriptors");
+    let table = super::super::routes::RouteTable::from_descriptors(pool).expect("routes");
+    for route in table.routes() {
+        let method = route.method.as_str().to_lowercase();
+        if !matches!(method.as_str(), "patch" | "put" | "delete") {
+            continue;
+        }
+        let takes = super::super::json::etag_field(route).is_some();
+        let documented = document["paths"]
+            .as_object()
+            .expect("paths")
+            .values()
+            .filter_map(|item| item.get(&method))
+            .filter(|operation| {
+                operation["operationId"]
+                    .as_str()
+                    .is_some_and(|id| id.split('_').next() == Some(route.rpc.name()))
+            })
+            .any(|operation| parameter_names(operation, "header").contains(&"If-Match".to_owned()));
+        assert_eq!(takes, documented, "{} {method}", route.rpc.name());
+    }
+}
