@@ -524,3 +524,34 @@ fn if_match_is_documented_exactly_where_the_door_takes_it() {
         assert_eq!(takes, documented, "{} {method}", route.rpc.name());
     }
 }
+
+/// The router and the document read the same rules: each route the door serves is an operation
+/// of the document, with the same body, and the document has no other.
+#[test]
+fn the_document_has_exactly_the_routes_the_door_serves() {
+    let document = document();
+    let pool = api::descriptors().expect("descriptors");
+    let table = super::super::routes::RouteTable::from_descriptors(pool).expect("routes");
+    let mut served: Vec<String> = table
+        .routes()
+        .iter()
+        .map(|route| {
+            let has_body = route.body != super::super::routes::BodyTarget::None;
+            format!(
+                "{} {} body={has_body}",
+                route.method.as_str().to_lowercase(),
+                openapi_path(&route.template)
+            )
+        })
+        .collect();
+    let mut documented = Vec::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("a path item") {
+            let has_body = operation.get("requestBody").is_some();
+            documented.push(format!("{method} {path} body={has_body}"));
+        }
+    }
+    served.sort();
+    documented.sort();
+    assert_eq!(served, documented);
+}
