@@ -474,7 +474,7 @@ fn a_comment_example_is_the_field_example() {
     );
     assert_eq!(
         schemas["Watch"]["properties"]["address"]["example"],
-        "https://hooks.example.com/calls"
+        "https://hooks.example.invalid/calls"
     );
     assert!(schemas["Call"]["properties"]["id"].get("example").is_none());
 }
