@@ -73,6 +73,8 @@ impl Rest {
         let pool = api::descriptors()?;
         let routes = RouteTable::from_descriptors(pool)
             .map_err(|error| anyhow::anyhow!("reading the google.api.http routes: {error}"))?;
+        openapi::document_json()
+            .map_err(|error| anyhow::anyhow!("generating the OpenAPI document: {error}"))?;
         Ok(Rest {
             calls,
             watches,

@@ -70,7 +70,14 @@ pub const PATH: &str = "/openapi.json";
 
 /// The document as an HTTP answer.
 pub fn response() -> Response<Body> {
-    status::json_response(StatusCode::OK, Bytes::from_static(document_json()))
+    match document_json() {
+        Ok(json) => status::json_response(StatusCode::OK, Bytes::from_static(json)),
+        // Never once the door is built: `Rest::new` refuses to start without the document.
+        Err(error) => status::Refusal::Service(crate::Error::Internal(anyhow::anyhow!(
+            "the OpenAPI document: {error}"
+        )))
+        .response(),
+    }
 }
 
 /// The seed's camelCase spelling of each value (`noAnswered` for `CALL_STATUS_NO_ANSWERED`),
@@ -84,15 +91,15 @@ fn seed_spellings(enumeration: &prost_reflect::EnumDescriptor) -> Vec<String> {
         .collect()
 }
 
-/// The document as served, serialised once.
-pub fn document_json() -> &'static [u8] {
-    static JSON: LazyLock<Vec<u8>> = LazyLock::new(|| {
-        let pool = api::descriptors().expect("the descriptor set compiled into the binary decodes");
-        let document = generate(pool, &DOOR_EXTRAS)
-            .expect("the compiled-in proto yields an OpenAPI document (a unit test builds it)");
-        serde_json::to_vec(&document).expect("a JSON value serialises")
+/// The document as served, built and serialised once; the door is built only if it can be
+/// (`Rest::new`), so a mistake in an annotation stops the start-up, not a request.
+pub fn document_json() -> Result<&'static [u8], String> {
+    static JSON: LazyLock<Result<Vec<u8>, String>> = LazyLock::new(|| {
+        let pool = api::descriptors().map_err(|error| error.to_string())?;
+        let document = generate(pool, &DOOR_EXTRAS).map_err(|error| error.to_string())?;
+        serde_json::to_vec(&document).map_err(|error| error.to_string())
     });
-    &JSON
+    JSON.as_ref().map(Vec::as_slice).map_err(Clone::clone)
 }
 
 /// Why the proto could not be turned into a document (a mistake in an annotation).

@@ -11,7 +11,8 @@ use serde_json::Value;
 use super::*;
 
 fn document() -> Value {
-    serde_json::from_slice(document_json()).expect("the served document is JSON")
+    serde_json::from_slice(document_json().expect("the document builds"))
+        .expect("the served document is JSON")
 }
 
 fn operation<'a>(document: &'a Value, path: &str, method: &str) -> &'a Value {
