@@ -11,6 +11,7 @@
 #
 # Settings (environment): DURATION, WARMUP (seconds), CONCURRENCY, CONNECTIONS, CALLS,
 # DEEP_PAGE, SEARCH_DIGITS (fixed at 6 in the pgbench scripts), WATCH_STREAMS, WATCH_RATE,
+# REST_ADDRESS (the REST door, when not on the gRPC port),
 # IDLE_STREAMS, CALLSD_DB_POOL_SIZE, CALLSD_MAX_IN_FLIGHT, CALLSD_TENANT_MAX_STREAMS,
 # CALLSD_WORKER_THREADS (1 here: on two cores shared with PostgreSQL and the client it beats
 # one thread per core, BENCHMARKS.md), BENCH_DB, PGHOST, PGPORT, PGUSER.
@@ -198,6 +199,20 @@ for workload in get list search create update; do
     SVC[$workload]=$(service_run "$workload")
     echo "   pgbench ${PG[$workload]} tps; service $(field rps "${SVC[$workload]}") req/s"
 done
+echo "== get-rest, list-rest: get and list over REST/JSON (HTTP/1.1 keep-alive), each right after its gRPC twin"
+# Adjacent windows of one client, as for list-deep: REST's cost next to gRPC's at the same moment.
+REST_RESULTS=$("$BENCH" run --address "http://127.0.0.1:$PORT_A" \
+    --rest-address "${REST_ADDRESS:-http://127.0.0.1:$PORT_A}" --key "$KEY" \
+    --workloads get,get-rest,list,list-rest --connections "$CONNECTIONS" \
+    --concurrency "$CONCURRENCY" --warmup "${WARMUP}s" --duration "${DURATION}s" \
+    --server-pid "$PID_A" --seeded "$CALLS" 2>>"$OUT/bench-stderr.txt" |
+    tee -a "$OUT/service.txt" | grep '^RESULT')
+for workload in get list; do
+    SVC[$workload-grpc-twin]=$(grep "workload=$workload " <<<"$REST_RESULTS")
+    SVC[$workload-rest]=$(grep "workload=$workload-rest " <<<"$REST_RESULTS")
+    PG[$workload-rest]=${PG[$workload]}
+    echo "   gRPC $workload $(field rps "${SVC[$workload-grpc-twin]}") req/s; REST $(field rps "${SVC[$workload-rest]}") req/s"
+done
 echo "== mixed"
 PG[mixed]=$(pgbench_run mixed get.sql@70 list.sql@20 create.sql@8 update.sql@2)
 SVC[mixed]=$(service_run mixed)
@@ -287,7 +302,7 @@ echo "== results: $(date -u +%FT%TZ), $(nproc) cores, load $(cut -d' ' -f1-3 /pr
 echo "   concurrency $CONCURRENCY (pgbench -c $CONCURRENCY -j 2 -M prepared; callsd-bench $CONNECTIONS connections), ${DURATION}s each after ${WARMUP}s warm-up"
 printf '| %-10s | %12s | %12s | %6s | %8s | %8s | %-14s |\n' workload "service/s" "pgbench/s" ratio "p50 ms" "p99 ms" errors
 printf '|%s|%s|%s|%s|%s|%s|%s|\n' ------------ -------------- -------------- -------- ---------- ---------- ----------------
-for workload in create get list search update mixed list-deep summarize; do
+for workload in create get list search update mixed list-deep summarize get-rest list-rest; do
     line=${SVC[$workload]}
     rps=$(field rps "$line")
     pg=${PG[$workload]:-}
@@ -322,6 +337,14 @@ for workload in create get list search update mixed; do
     total=$(awk -v a="$client" -v b="$server" -v c="$other" 'BEGIN { if (a b c ~ /-/) print "-"; else printf "%.1f", a + b + c }')
     bound=$(awk -v p="$pg_cpu" -v s="$total" 'BEGIN { if (p == "-" || s == "-" || s == 0) print "-"; else printf "%.2f", p / s }')
     printf '| %-10s | %14s | %12s | %12s | %16s | %13s | %12s |\n' "$workload" "$pg_cpu" "$client" "$server" "$other" "$total" "$bound"
+done
+echo
+echo "REST/JSON beside gRPC (adjacent windows of one client, $CONCURRENCY requests in flight; REST on"
+echo "$CONCURRENCY keep-alive HTTP/1.1 connections, gRPC on $CONNECTIONS HTTP/2 ones):"
+for workload in get list; do
+    grpc=${SVC[$workload-grpc-twin]} rest=${SVC[$workload-rest]}
+    target=$([[ $workload == get ]] && echo " (issue 16's target: 0.70)" || true)
+    echo "   $workload: REST $(field rps "$rest") req/s = $(awk -v r="$(field rps "$rest")" -v g="$(field rps "$grpc")" 'BEGIN { printf "%.2f", r / g }') of gRPC's $(field rps "$grpc") req/s$target; p50 $(field p50_ms "$rest") vs $(field p50_ms "$grpc") ms; server CPU per request $(field server_cpu_us "$rest") vs $(field server_cpu_us "$grpc") us, client $(field client_cpu_us "$rest") vs $(field client_cpu_us "$grpc") us"
 done
 echo
 echo "The stack's floor (callsd-bench floor: the service's pool, statements and codec, no auth, no"

@@ -340,7 +340,7 @@ fn enum_value_named(enumeration: &prost_reflect::EnumDescriptor, name: &str) -> 
 }
 
 /// `CallStatus` -> `CALL_STATUS_`: the prefix of the enum's value names (buf's rule).
-fn enum_prefix(enum_name: &str) -> String {
+pub(super) fn enum_prefix(enum_name: &str) -> String {
     let mut prefix = String::new();
     for (index, character) in enum_name.chars().enumerate() {
         if character.is_ascii_uppercase() && index > 0 {

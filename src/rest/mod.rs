@@ -4,6 +4,8 @@
 //! JSON through prost-reflect, `json.rs`) and maps errors (Google's REST shape, `status.rs`);
 //! each RPC runs the same function in [`crate::api`] as over gRPC, within the same in-flight
 //! limit and tenant shares. `GET /v1/calls:watch` streams Server-Sent Events (`sse.rs`).
+//! `GET /openapi.json` (no key) is the OpenAPI document generated from the same annotations
+//! ([`openapi`]).
 //!
 //! Which requests are REST: [`RestLayer`] sits between CORS and the gRPC protocols and takes
 //! every request that is not an RPC, that is neither of a gRPC or Connect content type nor
@@ -12,6 +14,7 @@
 mod export;
 mod handlers;
 mod json;
+pub mod openapi;
 pub mod routes;
 mod sse;
 mod status;
@@ -71,6 +74,8 @@ impl Rest {
         let pool = api::descriptors()?;
         let routes = RouteTable::from_descriptors(pool)
             .map_err(|error| anyhow::anyhow!("reading the google.api.http routes: {error}"))?;
+        openapi::document_json()
+            .map_err(|error| anyhow::anyhow!("generating the OpenAPI document: {error}"))?;
         Ok(Rest {
             calls,
             watches,
@@ -90,6 +95,10 @@ impl Rest {
         let started = Instant::now();
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
+        if method == Method::GET && path == openapi::PATH {
+            record("", StatusCode::OK, started);
+            return openapi::response(); // the API's description needs no key
+        }
         let (route, path_values) = match self.routes.lookup(&method, &path) {
             Lookup::Found(route, values) => (route, values),
             Lookup::WrongMethod(allowed) => {

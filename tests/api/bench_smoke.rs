@@ -48,11 +48,11 @@ async fn bench_seeds_a_tenant_and_runs_workloads_without_errors() {
     let report = run_workloads(
         &address,
         key,
-        "ping,get,list,search,create,update,mixed,list-deep,summarize",
+        "ping,get,list,search,create,update,mixed,list-deep,summarize,get-rest,list-rest",
         &database_url,
     )
     .await;
-    assert_every_result_without_errors(&report, 9);
+    assert_every_result_without_errors(&report, 11);
 
     // One export of the whole tenant: every call (300 seeded, the creates since), and the token.
     let exported = run_bench(

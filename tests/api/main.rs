@@ -28,6 +28,7 @@ mod list;
 mod logs;
 mod metrics;
 mod notifications;
+mod openapi;
 mod operations;
 mod overload;
 mod purge;

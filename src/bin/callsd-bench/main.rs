@@ -4,6 +4,7 @@
 //! - [`data`]: realistic calls, shared by the seeder and the `create` workload.
 //! - [`seed`]: `seed`, COPY of many calls (and their change-log rows) into a new tenant.
 //! - [`workloads`]: what one request of each workload sends.
+//! - [`rest`]: the REST workloads' keep-alive HTTP/1.1 client and its errors as gRPC codes.
 //! - [`driver`]: closed- and open-loop drivers, latency histograms, errors by gRPC code.
 //! - [`watch`]: idle WatchCalls streams, and commit-to-event latency across replicas.
 //! - [`fairness`]: `fairness`, one tenant's latency alone and beside a noisy tenant.
@@ -20,6 +21,7 @@ mod fairness;
 mod floor;
 mod page_reader;
 mod report;
+mod rest;
 mod seed;
 mod watch;
 mod workloads;
@@ -110,12 +112,17 @@ struct RunArgs {
     #[arg(long, env = "CALLSD_BENCH_KEY", hide_env_values = true)]
     key: String,
     /// Comma-separated: ping (gRPC health check, no database), create, get, list, list-one
-    /// (page size 1), list-deep, search, update, mixed, summarize (a year by day).
+    /// (page size 1), list-deep, search, update, mixed, summarize (a year by day); get-rest and
+    /// list-rest (get and list over REST/JSON, HTTP/1.1 keep-alive: one connection per request
+    /// in flight).
     #[arg(long, value_delimiter = ',', default_value = "get")]
     workloads: Vec<Workload>,
     /// HTTP/2 connections.
     #[arg(long, default_value_t = 4)]
     connections: usize,
+    /// The REST door, when not on `--address`'s port.
+    #[arg(long)]
+    rest_address: Option<String>,
     /// Requests in flight (closed loop).
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
@@ -319,6 +326,10 @@ async fn main() -> anyhow::Result<()> {
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let clients = driver::connect(&args.address, args.connections).await?;
     let mut target = Target::new(&args.key, args.seeded, args.search_length)?;
+    if args.workloads.iter().any(|workload| workload.is_rest()) {
+        let address = args.rest_address.as_deref().unwrap_or(&args.address);
+        target.rest = Some(rest::RestClient::new(address, &args.key, args.concurrency)?);
+    }
     if args.workloads.contains(&Workload::ListDeep) {
         let started = std::time::Instant::now();
         target.deep_page_token =

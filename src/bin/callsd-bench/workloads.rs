@@ -11,6 +11,7 @@ use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
 use crate::{
     data::{seeded_id, CallGenerator},
     page_reader::{list_page, PageSummary},
+    rest::RestClient,
 };
 
 /// Every request gives up after this long, so no loop waits forever.
@@ -33,6 +34,10 @@ pub enum Workload {
     Mixed,
     /// SummarizeCalls: a year of the seeded tenant by day, in Europe/Paris.
     Summarize,
+    /// `get` over REST/JSON: `GET /v1/calls/{id}` on a keep-alive HTTP/1.1 connection.
+    GetRest,
+    /// `list` over REST/JSON: `GET /v1/calls?pageSize=50`.
+    ListRest,
 }
 
 impl FromStr for Workload {
@@ -50,6 +55,8 @@ impl FromStr for Workload {
             "update" => Workload::Update,
             "mixed" => Workload::Mixed,
             "summarize" => Workload::Summarize,
+            "get-rest" => Workload::GetRest,
+            "list-rest" => Workload::ListRest,
             other => return Err(format!("unknown workload {other:?}")),
         })
     }
@@ -68,7 +75,14 @@ impl Workload {
             Workload::Update => "update",
             Workload::Mixed => "mixed",
             Workload::Summarize => "summarize",
+            Workload::GetRest => "get-rest",
+            Workload::ListRest => "list-rest",
         }
+    }
+
+    /// Whether the workload speaks REST/JSON rather than gRPC.
+    pub fn is_rest(self) -> bool {
+        matches!(self, Workload::GetRest | Workload::ListRest)
     }
 }
 
@@ -81,6 +95,8 @@ pub struct Target {
     pub deep_page_token: String,
     /// Length of the digit runs `search` looks for.
     pub search_length: usize,
+    /// The REST door's client, for the REST workloads.
+    pub rest: Option<RestClient>,
 }
 
 impl Target {
@@ -90,6 +106,7 @@ impl Target {
             seeded,
             deep_page_token: String::new(),
             search_length,
+            rest: None,
         })
     }
 
@@ -100,6 +117,12 @@ impl Target {
             .insert("authorization", self.authorization.clone());
         request.set_timeout(REQUEST_TIMEOUT);
         request
+    }
+
+    fn rest(&self) -> Result<&RestClient, Status> {
+        self.rest
+            .as_ref()
+            .ok_or_else(|| Status::failed_precondition("no REST client (--rest-address)"))
     }
 
     fn random_seeded_id(&self, rng: &mut SmallRng) -> String {
@@ -214,6 +237,16 @@ pub async fn send(
                 .into_inner();
             if summary.summaries.is_empty() {
                 return Err(Status::internal("a year of the seeded tenant has no calls"));
+            }
+        }
+        Workload::GetRest => {
+            let id = target.random_seeded_id(generator.rng());
+            target.rest()?.get_call(&id).await?;
+        }
+        Workload::ListRest => {
+            let calls = target.rest()?.list_calls(PAGE_SIZE).await?;
+            if calls == 0 {
+                return Err(Status::internal("the page holds no calls"));
             }
         }
         Workload::Mixed => unreachable!("mixed picks one of the others"),
