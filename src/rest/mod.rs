@@ -270,12 +270,13 @@ fn is_rest<B>(request: &Request<B>) -> bool {
 }
 
 /// Puts the REST door in front of the RPC services.
+/// Shared, not copied: tower clones the service for every request.
 #[derive(Clone)]
-pub struct RestLayer(Rest);
+pub struct RestLayer(Arc<Rest>);
 
 impl RestLayer {
     pub fn new(rest: Rest) -> Self {
-        RestLayer(rest)
+        RestLayer(Arc::new(rest))
     }
 }
 
@@ -294,7 +295,7 @@ impl<S> Layer<S> for RestLayer {
 #[derive(Clone)]
 pub struct RestService<S> {
     inner: S,
-    rest: Rest,
+    rest: Arc<Rest>,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
