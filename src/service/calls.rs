@@ -25,6 +25,8 @@ pub struct TenantSettings {
     pub call_retention: Option<std::time::Duration>,
 }
 
+use chrono::{DateTime, Utc};
+
 use crate::{
     domain::{digits_of, Call, CallFields, CallId},
     error::Violations,
@@ -127,6 +129,23 @@ impl Calls {
 /// A `tool_id` filter; empty means "every tool".
 fn tool_filter(tool_id: &str) -> Option<String> {
     Some(tool_id.to_owned()).filter(|tool_id| !tool_id.is_empty())
+}
+
+/// A time window from the client's instants: each a timestamp, and `time_max` after
+/// `time_min` when both are given; every bad field goes to `violations`.
+fn time_window(
+    time_min: Option<ClientInstant>,
+    time_max: Option<ClientInstant>,
+    violations: &mut Violations,
+) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    let time_min = time_min.and_then(|time| violations.check(time.checked("time_min")));
+    let time_max = time_max.and_then(|time| violations.check(time.checked("time_max")));
+    if let (Some(time_min), Some(time_max)) = (time_min, time_max) {
+        if time_min >= time_max {
+            violations.add("time_max", "must be after time_min");
+        }
+    }
+    (time_min, time_max)
 }
 
 /// The digits a `search` filter matches phone numbers by; empty means "no search". A search

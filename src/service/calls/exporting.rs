@@ -16,7 +16,7 @@ use futures::Stream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{listing::ClientInstant, search_filter, tool_filter, Calls};
+use super::{listing::ClientInstant, search_filter, time_window, tool_filter, Calls};
 use crate::{
     domain::{Call, Cursor},
     error::Violations,
@@ -138,17 +138,7 @@ impl Calls {
 /// The request's filters, every bad field reported at once.
 fn validate(request: &ExportCallsInput<'_>) -> Result<CallFilters, Error> {
     let mut violations = Violations::default();
-    let time_min = request
-        .time_min
-        .and_then(|time| violations.check(time.checked("time_min")));
-    let time_max = request
-        .time_max
-        .and_then(|time| violations.check(time.checked("time_max")));
-    if let (Some(time_min), Some(time_max)) = (time_min, time_max) {
-        if time_min >= time_max {
-            violations.add("time_max", "must be after time_min");
-        }
-    }
+    let (time_min, time_max) = time_window(request.time_min, request.time_max, &mut violations);
     let search_digits = search_filter(request.search, &mut violations);
     violations.finish(|| CallFilters {
         time_min,

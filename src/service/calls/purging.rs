@@ -5,7 +5,7 @@
 //! request: a client repeats the request until it erases nothing. The phone number is never
 //! logged.
 
-use super::{listing::ClientInstant, Calls};
+use super::{listing::ClientInstant, time_window, Calls};
 use crate::{
     domain::{digits_of, CallId},
     error::Violations,
@@ -112,17 +112,7 @@ fn validate(request: &PurgeCallsInput<'_>) -> Result<EraseScope, Error> {
         }
         Some(digits)
     };
-    let time_min = request
-        .time_min
-        .and_then(|time| violations.check(time.checked("time_min")));
-    let time_max = request
-        .time_max
-        .and_then(|time| violations.check(time.checked("time_max")));
-    if let (Some(time_min), Some(time_max)) = (time_min, time_max) {
-        if time_min >= time_max {
-            violations.add("time_max", "must be after time_min");
-        }
-    }
+    let (time_min, time_max) = time_window(request.time_min, request.time_max, &mut violations);
     if request.phone_number.is_empty() && request.time_min.is_none() && request.time_max.is_none() {
         violations.add(
             "phone_number",

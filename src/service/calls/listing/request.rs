@@ -8,7 +8,7 @@ use crate::{
     domain::{is_timestamp, Cursor, Position},
     error::Violations,
     feed::SyncToken,
-    service::calls::{search_filter, tool_filter},
+    service::calls::{search_filter, time_window, tool_filter},
     store::Tenant,
     tokens::TokenSealer,
     Error,
@@ -91,17 +91,7 @@ pub(super) fn validate(
     let page_size = violations
         .check(page_size(request.page_size))
         .unwrap_or(DEFAULT_PAGE_SIZE);
-    let time_min = request
-        .time_min
-        .and_then(|time| violations.check(time.checked("time_min")));
-    let time_max = request
-        .time_max
-        .and_then(|time| violations.check(time.checked("time_max")));
-    if let (Some(time_min), Some(time_max)) = (time_min, time_max) {
-        if time_min >= time_max {
-            violations.add("time_max", "must be after time_min");
-        }
-    }
+    let (time_min, time_max) = time_window(request.time_min, request.time_max, &mut violations);
     let tool_id = tool_filter(request.tool_id);
     let search_digits = search_filter(request.search, &mut violations);
     let mut sync_from = None;
