@@ -345,3 +345,47 @@ pub fn run_callsd(database: &tokio_postgres::Config, args: &[&str]) -> (bool, St
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
+
+/// Ends the app's sessions named `application_name`, waits until they are gone and the app
+/// has read the server's goodbye, and says how many there were.
+pub async fn terminate_sessions(admin: &tokio_postgres::Client, application_name: &str) -> usize {
+    let pids: Vec<i32> = admin
+        .query(
+            "SELECT pid FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()
+               AND application_name = $1",
+            &[&application_name],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid",
+            &[&pids],
+        )
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)",
+            &[&pids],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0)
+        > 0
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "sessions never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Let the app's connection tasks read the server's goodbye.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    pids.len()
+}

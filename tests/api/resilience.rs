@@ -15,7 +15,7 @@ use tonic_health::pb::{
 
 use crate::{
     feed::{next_change, watch},
-    helpers::{call, reason, spawn_app, spawn_app_on, test_settings, TestApp},
+    helpers::{call, reason, spawn_app, spawn_app_on, terminate_sessions, test_settings, TestApp},
 };
 
 /// An app on a PostgreSQL cluster of its own, which the test may stop and start.
@@ -108,44 +108,8 @@ async fn pooled_connections_the_server_closed_are_replaced_without_failing_a_req
 
     let (admin, connection) = app.database.connect(tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(connection);
-    let pids: Vec<i32> = admin
-        .query(
-            "SELECT pid FROM pg_stat_activity
-             WHERE datname = current_database() AND application_name = 'callsd'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
-    assert!(!pids.is_empty(), "the app has connections to close");
-    admin
-        .execute(
-            "SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid",
-            &[&pids],
-        )
-        .await
-        .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while admin
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)",
-            &[&pids],
-        )
-        .await
-        .unwrap()
-        .get::<_, i64>(0)
-        > 0
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "backends never exited"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    // Let the app's connection tasks read the server's goodbye.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let ended = terminate_sessions(&admin, "callsd").await;
+    assert!(ended > 0, "the app has connections to close");
 
     let requests = (0..8).map(|_| app.list(pb::ListCallsRequest::default()));
     for result in futures::future::join_all(requests).await {
