@@ -16,7 +16,13 @@
 # TENANT_RATE by default), NOISY_CONCURRENCY (set it for a closed-loop noisy tenant instead),
 # CALLS (the quiet tenant's seeded calls), ROUNDS, DURATION, WARMUP (seconds),
 # CALLSD_WORKER_THREADS (1, as bench/run.sh), BENCH_DB, PGHOST, PGPORT, PGUSER, PORT, OUT.
-# Needs: cargo, psql, PostgreSQL 15 at PGHOST:PGPORT (trust auth).
+#
+# CPU placement: SERVER_CPUS and CLIENT_CPUS (taskset lists, e.g. SERVER_CPUS=0 CLIENT_CPUS=1)
+# give the server and the load generator CPUs of their own, as a load generator on another
+# machine would; by default both may run on every CPU. PostgreSQL runs wherever Linux puts it.
+# NOISY_NICE (0 to 19, default 0) lowers the priority of the load generator's noisy threads, so
+# that on shared CPUs the noise cannot delay the quiet tenant's client itself either.
+# Needs: cargo, psql, taskset, PostgreSQL 15 at PGHOST:PGPORT (trust auth).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,12 +39,16 @@ WARMUP=${WARMUP:-2}
 BENCH_DB=${BENCH_DB:-callsd_fair}
 PORT=${PORT:-50071}
 OUT=${OUT:-target/bench-fairness}
+ALL_CPUS=0-$(($(nproc) - 1))
+SERVER_CPUS=${SERVER_CPUS:-$ALL_CPUS}
+CLIENT_CPUS=${CLIENT_CPUS:-$ALL_CPUS}
+NOISY_NICE=${NOISY_NICE:-0}
 export PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres}
 export CALLSD_WORKER_THREADS=${CALLSD_WORKER_THREADS:-1}
 mkdir -p "$OUT"
 
 psql -d postgres -Atc 'SELECT 1' >/dev/null || { echo "PostgreSQL does not answer at $PGHOST:$PGPORT" >&2; exit 1; }
-echo "== $(date -u +%FT%TZ) on $(nproc) cores; load: $(cut -d' ' -f1-3 /proc/loadavg); server worker threads: $CALLSD_WORKER_THREADS"
+echo "== $(date -u +%FT%TZ) on $(nproc) cores; load: $(cut -d' ' -f1-3 /proc/loadavg); server worker threads: $CALLSD_WORKER_THREADS; CPUs: server $SERVER_CPUS, load generator $CLIENT_CPUS (noisy threads at nice $NOISY_NICE)"
 cargo build --profile production --quiet --bin callsd --bin callsd-bench
 CALLSD=${CARGO_TARGET_DIR:-target}/production/callsd
 BENCH=${CARGO_TARGET_DIR:-target}/production/callsd-bench
@@ -63,7 +73,7 @@ psql -d "$BENCH_DB" -qc 'VACUUM ANALYZE calls'
 start_server() { # log file, then VAR=value settings; sets SERVER
     local log=$1; shift
     env "$@" CALLSD_LISTEN="127.0.0.1:$PORT" CALLSD_METRICS_LISTEN=off CALLSD_SHUTDOWN_DRAIN=0s \
-        RUST_LOG="${RUST_LOG:-warn}" "$CALLSD" serve >"$log" 2>&1 &
+        RUST_LOG="${RUST_LOG:-warn}" taskset -c "$SERVER_CPUS" "$CALLSD" serve >"$log" 2>&1 &
     SERVER=$!
     for _ in $(seq 100); do
         if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return; fi
@@ -81,7 +91,7 @@ OFF=(CALLSD_TENANT_RATE=0 CALLSD_TENANT_MAX_IN_FLIGHT=1000000)
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 if [[ -z $TENANT_RATE ]]; then
     start_server "$OUT/server-peak.log" "${OFF[@]}"
-    PEAK=$("$BENCH" run --address "http://127.0.0.1:$PORT" --key "$NOISY_KEY" --workloads list-one \
+    PEAK=$(taskset -c "$CLIENT_CPUS" "$BENCH" run --address "http://127.0.0.1:$PORT" --key "$NOISY_KEY" --workloads list-one \
         --connections 4 --concurrency 8 --warmup "${WARMUP}s" --duration "${DURATION}s" \
         --server-pid "$SERVER" 2>>"$OUT/bench-stderr.txt" | grep '^RESULT' | tee "$OUT/peak.txt")
     stop_server
@@ -99,11 +109,11 @@ fairness() { # label, then VAR=value settings of the server
     local label=$1; shift
     start_server "$OUT/server-$label.log" "$@"
     echo "== $label: $* (load $(cut -d' ' -f1 /proc/loadavg))"
-    "$BENCH" fairness --address "http://127.0.0.1:$PORT" --quiet-key "$QUIET_KEY" \
-        --noisy-key "$NOISY_KEY" --seeded "$CALLS" --quiet-rate "$QUIET_RATE" "${NOISE[@]}" \
+    taskset -c "$CLIENT_CPUS" "$BENCH" fairness --address "http://127.0.0.1:$PORT" --quiet-key "$QUIET_KEY" \
+        --noisy-key "$NOISY_KEY" --seeded "$CALLS" --quiet-rate "$QUIET_RATE" "${NOISE[@]}" --noisy-nice "$NOISY_NICE" \
         --warmup "${WARMUP}s" --duration "${DURATION}s" --server-pid "$SERVER" \
         2>>"$OUT/bench-stderr.txt" |
-        sed -e "s/^RESULT /RESULT shares=$label /" -e "s/ round=1 / round=$round tenant_rate=$TENANT_RATE /" |
+        sed -e "s/^RESULT /RESULT shares=$label /" -e "s/ round=1 / round=$round tenant_rate=$TENANT_RATE server_cpus=$SERVER_CPUS client_cpus=$CLIENT_CPUS noisy_nice=$NOISY_NICE /" |
         tee -a "$OUT/fairness.txt"
     stop_server
 }

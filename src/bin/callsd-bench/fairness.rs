@@ -8,9 +8,14 @@
 //!
 //! The noisy tenant runs on a runtime (and threads) of its own, as a separate client would:
 //! on one runtime, the quiet tenant's answers waited behind thousands of noisy tasks a second
-//! in this process's own queues, and its p99 measured the load generator.
+//! in this process's own queues, and its p99 measured the load generator. With
+//! `noisy_nice` its threads also run at a lower priority, so that on a load generator sharing
+//! its CPUs the noise cannot delay the quiet tenant's own sends and reads either (a client on
+//! another machine could not), while PostgreSQL and the server keep theirs.
 
 use std::{sync::Arc, time::Duration};
+
+use anyhow::Context as _;
 
 use tonic::transport::Channel;
 
@@ -46,6 +51,8 @@ pub struct FairnessOptions {
     pub duration: Duration,
     pub rounds: usize,
     pub server_pid: Option<u32>,
+    /// The niceness (0 to 19) of the noisy tenant's threads.
+    pub noisy_nice: i32,
 }
 
 /// One round: the quiet tenant alone, then with the noisy one.
@@ -74,16 +81,31 @@ pub async fn run(
             let (noise, workload, target) = (options.noise, options.noisy_workload, noisy.clone());
             let (address, connections) = (options.address.clone(), options.noisy_connections);
             let (warmup, duration) = (options.warmup * 2, options.duration);
-            tokio::task::spawn_blocking(move || -> anyhow::Result<Stats> {
-                let runtime = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()?;
-                runtime.block_on(async move {
-                    let clients = driver::connect(&address, connections).await?;
-                    Ok(noisy_window(noise, workload, clients, target, warmup, duration).await)
-                })
-            })
+            let nice = options.noisy_nice;
+            let (done, result) = tokio::sync::oneshot::channel();
+            std::thread::Builder::new()
+                .name("noisy-tenant".into())
+                .spawn(move || {
+                    let window = || -> anyhow::Result<Stats> {
+                        lower_this_thread(nice)?;
+                        let runtime = tokio::runtime::Builder::new_multi_thread()
+                            .worker_threads(2)
+                            .on_thread_start(move || {
+                                lower_this_thread(nice).expect("setpriority of a thread of ours")
+                            })
+                            .enable_all()
+                            .build()?;
+                        runtime.block_on(async move {
+                            let clients = driver::connect(&address, connections).await?;
+                            Ok(
+                                noisy_window(noise, workload, clients, target, warmup, duration)
+                                    .await,
+                            )
+                        })
+                    };
+                    let _ = done.send(window());
+                })?;
+            result
         };
         tokio::time::sleep(options.warmup).await;
         let (loaded, loaded_cpu) = quiet_window(options, &quiet_clients, quiet.clone()).await;
@@ -98,6 +120,21 @@ pub async fn run(
                 noisy,
             },
         );
+    }
+    Ok(())
+}
+
+/// Sets the calling thread's niceness: on Linux `setpriority` with a thread id changes that
+/// thread alone.
+fn lower_this_thread(nice: i32) -> anyhow::Result<()> {
+    if nice == 0 {
+        return Ok(());
+    }
+    // SAFETY: plain system calls with no pointers; gettid cannot fail.
+    let result =
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, nice) };
+    if result != 0 {
+        return Err(std::io::Error::last_os_error()).context("setpriority");
     }
     Ok(())
 }

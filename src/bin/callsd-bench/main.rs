@@ -223,6 +223,10 @@ struct FairnessArgs {
     /// The server's pid, for its CPU.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// The niceness of the noisy tenant's threads (0 to 19): at 19 the noise cannot take the
+    /// CPU the quiet tenant's sends and reads need, as a client on another machine could not.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i32).range(0..=19))]
+    noisy_nice: i32,
 }
 
 #[tokio::main]
@@ -292,6 +296,7 @@ async fn main() -> anyhow::Result<()> {
                 duration: args.duration,
                 rounds: args.rounds,
                 server_pid: args.server_pid,
+                noisy_nice: args.noisy_nice,
             };
             fairness::run(&options, |round, result| {
                 report::print_fairness(round, options.quiet_rate, &noise_text, result)
