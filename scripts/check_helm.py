@@ -98,6 +98,7 @@ SETTINGS: dict[str, str] = {
     "corsAllowedOrigins": "CALLSD_CORS_ALLOWED_ORIGINS",
     "handshakeTimeout": "CALLSD_HANDSHAKE_TIMEOUT",
     "maxConnections": "CALLSD_MAX_CONNECTIONS",
+    "maxStreamsPerConnection": "CALLSD_MAX_STREAMS_PER_CONNECTION",
     "http2KeepaliveInterval": "CALLSD_HTTP2_KEEPALIVE_INTERVAL",
     "http2KeepaliveTimeout": "CALLSD_HTTP2_KEEPALIVE_TIMEOUT",
     "tenantLimits.rate": "CALLSD_TENANT_RATE",

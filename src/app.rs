@@ -41,9 +41,9 @@ use crate::{
 /// The health service name that stays SERVING while the process runs (liveness probes).
 pub const LIVENESS_SERVICE: &str = "liveness";
 const TOKEN_SECRET_NAME: &str = "token-sealing-key";
-/// Streams one client connection may hold open at once (unary calls and WatchCalls alike);
-/// a client queues the rest itself.
-const MAX_STREAMS_PER_CONNECTION: u32 = 2_000;
+/// The most streams one client connection may hold open at once, and the default of
+/// `CALLSD_MAX_STREAMS_PER_CONNECTION`; a client queues the rest itself.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 2_000;
 /// The HTTP/2 connection window: 1 MiB, so h2's small-frame budget (half of it) holds a
 /// request frame for every stream allowed (2,000 x 208 bytes = 406 KiB).
 const CONNECTION_WINDOW_BYTES: u32 = 1 << 20;
@@ -211,7 +211,7 @@ impl Application {
             // overload were enough. Bounding streams per connection and widening the window
             // keeps MAX_STREAMS_PER_CONNECTION x 208 bytes under half the window. (The
             // in-flight limit is in the handlers for the same reason: see InFlightLimit.)
-            .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
+            .max_concurrent_streams(Some(self.settings.max_streams_per_connection))
             .initial_connection_window_size(Some(CONNECTION_WINDOW_BYTES))
             // gRPC-Web and Connect arrive over HTTP/1.1 as often as HTTP/2 (browsers, buf curl);
             // gRPC over HTTP/1.1 is still refused (by tonic-web, with 400). `connections` bounds

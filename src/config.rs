@@ -264,6 +264,16 @@ pub struct ServeSettings {
     #[arg(long, env = "CALLSD_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
 
+    /// Streams one client connection may hold open at once, unary calls and WatchCalls alike
+    /// (HTTP/2's SETTINGS_MAX_CONCURRENT_STREAMS): a client queues the rest itself, and the
+    /// server spends no refusal on them. With a client's connections x this under
+    /// CALLSD_TENANT_MAX_IN_FLIGHT, that client waits when it overloads the server instead of
+    /// being refused, and goodput stays near the peak (BENCHMARKS.md); but a client holding
+    /// more WatchCalls streams than this on one connection waits for one of them to end.
+    #[arg(long, env = "CALLSD_MAX_STREAMS_PER_CONNECTION", default_value_t = 2_000,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::app::MAX_STREAMS_PER_CONNECTION)))]
+    pub max_streams_per_connection: u32,
+
     /// How often the server pings each HTTP/2 connection, so a peer that vanished without
     /// closing (a host gone, a NAT that forgot us) does not keep its connection forever.
     #[arg(long, env = "CALLSD_HTTP2_KEEPALIVE_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]

@@ -109,6 +109,7 @@ fn help_documents_every_setting_with_its_environment_variable() {
         "CALLSD_LOG_FORMAT",
         "CALLSD_HANDSHAKE_TIMEOUT",
         "CALLSD_MAX_CONNECTIONS",
+        "CALLSD_MAX_STREAMS_PER_CONNECTION",
         "CALLSD_HTTP2_KEEPALIVE_INTERVAL",
         "CALLSD_HTTP2_KEEPALIVE_TIMEOUT",
         "CALLSD_TENANT_RATE",

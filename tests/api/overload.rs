@@ -50,3 +50,36 @@ async fn a_burst_past_the_in_flight_limit_is_shed_call_by_call_on_one_connection
     );
     assert!(codes.contains_key("ResourceExhausted"), "{codes:?}");
 }
+
+/// The same kind of burst on a server that allows each connection fewer streams than its
+/// in-flight limit (CALLSD_MAX_STREAMS_PER_CONNECTION): HTTP/2 makes the client hold back the
+/// rest, so nothing is refused and every call gets its answer, in turn.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_with_fewer_streams_than_the_in_flight_limit_waits_instead_of_being_refused() {
+    let settings = callsd::config::ServeSettings {
+        max_in_flight: 2,
+        max_streams_per_connection: 2,
+        ..test_settings()
+    };
+    let app = spawn_app_with(settings, chrono_tz::Tz::UTC).await;
+    let client = app.client().await;
+
+    let calls = (0..1_000).map(|_| {
+        let mut client = client.clone();
+        let request = app.authed(pb::GetCallRequest {
+            id: uuid::Uuid::now_v7().to_string(),
+        });
+        async move { client.get_call(request).await }
+    });
+    let mut codes = BTreeMap::<String, usize>::new();
+    for result in futures::future::join_all(calls).await {
+        let code = result.map_or_else(|status| status.code(), |_| Code::Ok);
+        *codes.entry(format!("{code:?}")).or_default() += 1;
+    }
+
+    assert_eq!(
+        codes,
+        BTreeMap::from([("NotFound".to_owned(), 1_000)]),
+        "every call answered, none refused"
+    );
+}
