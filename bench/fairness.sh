@@ -22,7 +22,8 @@
 # machine would; by default both may run on every CPU. PostgreSQL runs wherever Linux puts it.
 # NOISY_NICE (0 to 19, default 0) lowers the priority of the load generator's noisy threads, so
 # that on shared CPUs the noise cannot delay the quiet tenant's client itself either.
-# Needs: cargo, psql, taskset, PostgreSQL 15 at PGHOST:PGPORT (trust auth).
+# Needs: cargo, psql, taskset, PostgreSQL 15 at PGHOST:PGPORT (trust auth). The database and
+# server handling are bench/one-server.sh's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,56 +40,17 @@ WARMUP=${WARMUP:-2}
 BENCH_DB=${BENCH_DB:-callsd_fair}
 PORT=${PORT:-50071}
 OUT=${OUT:-target/bench-fairness}
-ALL_CPUS=0-$(($(nproc) - 1))
-SERVER_CPUS=${SERVER_CPUS:-$ALL_CPUS}
-CLIENT_CPUS=${CLIENT_CPUS:-$ALL_CPUS}
 NOISY_NICE=${NOISY_NICE:-0}
-export PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres}
-export CALLSD_WORKER_THREADS=${CALLSD_WORKER_THREADS:-1}
-mkdir -p "$OUT"
+source bench/one-server.sh
 
-psql -d postgres -Atc 'SELECT 1' >/dev/null || { echo "PostgreSQL does not answer at $PGHOST:$PGPORT" >&2; exit 1; }
-echo "== $(date -u +%FT%TZ) on $(nproc) cores; load: $(cut -d' ' -f1-3 /proc/loadavg); server worker threads: $CALLSD_WORKER_THREADS; CPUs: server $SERVER_CPUS, load generator $CLIENT_CPUS (noisy threads at nice $NOISY_NICE)"
-cargo build --profile production --quiet --bin callsd --bin callsd-bench
-CALLSD=${CARGO_TARGET_DIR:-target}/production/callsd
-BENCH=${CARGO_TARGET_DIR:-target}/production/callsd-bench
-export DATABASE_URL="host=$PGHOST port=$PGPORT user=$PGUSER dbname=$BENCH_DB"
-
-SERVER=
-cleanup() {
-    if [[ -n $SERVER ]]; then
-        kill "$SERVER" 2>/dev/null || true
-        wait "$SERVER" 2>/dev/null || true
-    fi
-    if [[ ${KEEP:-0} != 1 ]]; then psql -d postgres -qc "DROP DATABASE IF EXISTS $BENCH_DB"; fi
-}
-trap cleanup EXIT
-
-psql -d postgres -qc "DROP DATABASE IF EXISTS $BENCH_DB" -c "CREATE DATABASE $BENCH_DB"
+prepare
+echo "== the noisy tenant's threads at nice $NOISY_NICE"
 echo "== seeding the quiet tenant ($CALLS calls) and an empty noisy tenant"
 QUIET_KEY=$("$BENCH" seed --tenant quiet --calls "$CALLS" | tee "$OUT/seed.env" | sed -n 's/^key=//p')
 NOISY_KEY=$("$BENCH" tenant --name noisy | sed -n 's/^key=//p')
 psql -d "$BENCH_DB" -qc 'VACUUM ANALYZE calls'
 
-start_server() { # log file, then VAR=value settings; sets SERVER
-    local log=$1; shift
-    env "$@" CALLSD_LISTEN="127.0.0.1:$PORT" CALLSD_METRICS_LISTEN=off CALLSD_SHUTDOWN_DRAIN=0s \
-        RUST_LOG="${RUST_LOG:-warn}" taskset -c "$SERVER_CPUS" "$CALLSD" serve >"$log" 2>&1 &
-    SERVER=$!
-    for _ in $(seq 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return; fi
-        sleep 0.1
-    done
-    echo "callsd did not start; see $log" >&2
-    exit 1
-}
-stop_server() {
-    kill "$SERVER"
-    wait "$SERVER" 2>/dev/null || true
-    SERVER=
-}
 OFF=(CALLSD_TENANT_RATE=0 CALLSD_TENANT_MAX_IN_FLIGHT=1000000)
-field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 if [[ -z $TENANT_RATE ]]; then
     start_server "$OUT/server-peak.log" "${OFF[@]}"
     PEAK=$(taskset -c "$CLIENT_CPUS" "$BENCH" run --address "http://127.0.0.1:$PORT" --key "$NOISY_KEY" --workloads list-one \
