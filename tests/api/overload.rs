@@ -1,12 +1,12 @@
 //! Overload: requests past the in-flight limit are refused one by one, and the connection
 //! carrying them survives.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use callsd::pb::calls::v1 as pb;
 use tonic::Code;
 
-use crate::helpers::{reason, spawn_app_with, test_settings};
+use crate::helpers::{reason, spawn_app_with, test_settings, TestApp};
 
 /// A burst of unary calls on one HTTP/2 connection, far past the in-flight limit: each gets
 /// an answer or RESOURCE_EXHAUSTED. With h2's defaults the server closed such a connection
@@ -19,28 +19,8 @@ async fn a_burst_past_the_in_flight_limit_is_shed_call_by_call_on_one_connection
         ..test_settings()
     };
     let app = spawn_app_with(settings, chrono_tz::Tz::UTC).await;
-    let client = app.client().await;
 
-    let calls = (0..6_000).map(|_| {
-        let mut client = client.clone();
-        let request = app.authed(pb::GetCallRequest {
-            id: uuid::Uuid::now_v7().to_string(),
-        });
-        async move { client.get_call(request).await }
-    });
-    let mut codes = BTreeMap::<String, usize>::new();
-    for result in futures::future::join_all(calls).await {
-        let code = result.map_or_else(
-            |status| {
-                if status.code() == Code::ResourceExhausted {
-                    assert_eq!(reason(&status), "OVERLOADED", "{status:?}");
-                }
-                status.code()
-            },
-            |_| Code::Ok,
-        );
-        *codes.entry(format!("{code:?}")).or_default() += 1;
-    }
+    let (codes, refusal_reasons) = get_calls_at_once(&app, 6_000).await;
 
     assert!(
         codes
@@ -49,6 +29,11 @@ async fn a_burst_past_the_in_flight_limit_is_shed_call_by_call_on_one_connection
         "only answers and shed calls: {codes:?}"
     );
     assert!(codes.contains_key("ResourceExhausted"), "{codes:?}");
+    assert_eq!(
+        refusal_reasons,
+        BTreeSet::from(["OVERLOADED".to_owned()]),
+        "{codes:?}"
+    );
 }
 
 /// The same kind of burst on a server that allows each connection fewer streams than its
@@ -62,24 +47,42 @@ async fn a_connection_with_fewer_streams_than_the_in_flight_limit_waits_instead_
         ..test_settings()
     };
     let app = spawn_app_with(settings, chrono_tz::Tz::UTC).await;
-    let client = app.client().await;
 
-    let calls = (0..1_000).map(|_| {
-        let mut client = client.clone();
-        let request = app.authed(pb::GetCallRequest {
-            id: uuid::Uuid::now_v7().to_string(),
-        });
-        async move { client.get_call(request).await }
-    });
-    let mut codes = BTreeMap::<String, usize>::new();
-    for result in futures::future::join_all(calls).await {
-        let code = result.map_or_else(|status| status.code(), |_| Code::Ok);
-        *codes.entry(format!("{code:?}")).or_default() += 1;
-    }
+    let (codes, _) = get_calls_at_once(&app, 1_000).await;
 
     assert_eq!(
         codes,
         BTreeMap::from([("NotFound".to_owned(), 1_000)]),
         "every call answered, none refused"
     );
+}
+
+/// `count` GetCalls of ids that do not exist, sent at once over one connection: how many
+/// ended with each code, and the ErrorInfo reasons of the RESOURCE_EXHAUSTED ones.
+async fn get_calls_at_once(
+    app: &TestApp,
+    count: usize,
+) -> (BTreeMap<String, usize>, BTreeSet<String>) {
+    let client = app.client().await;
+    let calls = (0..count).map(|_| {
+        let mut client = client.clone();
+        let request = app.authed(pb::GetCallRequest {
+            id: uuid::Uuid::now_v7().to_string(),
+        });
+        async move { client.get_call(request).await }
+    });
+    let (mut codes, mut refusal_reasons) = (BTreeMap::<String, usize>::new(), BTreeSet::new());
+    for result in futures::future::join_all(calls).await {
+        let code = match result {
+            Ok(_) => Code::Ok,
+            Err(status) => {
+                if status.code() == Code::ResourceExhausted {
+                    refusal_reasons.insert(reason(&status));
+                }
+                status.code()
+            }
+        };
+        *codes.entry(format!("{code:?}")).or_default() += 1;
+    }
+    (codes, refusal_reasons)
 }
