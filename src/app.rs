@@ -41,11 +41,9 @@ use crate::{
 /// The health service name that stays SERVING while the process runs (liveness probes).
 pub const LIVENESS_SERVICE: &str = "liveness";
 const TOKEN_SECRET_NAME: &str = "token-sealing-key";
-/// The most streams one client connection may hold open at once, and the default of
-/// `CALLSD_MAX_STREAMS_PER_CONNECTION`; a client queues the rest itself.
-pub const MAX_STREAMS_PER_CONNECTION: u32 = 2_000;
 /// The HTTP/2 connection window: 1 MiB, so h2's small-frame budget (half of it) holds a
-/// request frame for every stream allowed (2,000 x 208 bytes = 406 KiB).
+/// request frame for every stream a connection may hold (at most
+/// `config::MAX_STREAMS_PER_CONNECTION`, 2,000 x 208 bytes = 406 KiB).
 const CONNECTION_WINDOW_BYTES: u32 = 1 << 20;
 
 /// A built, bound, not yet serving application.
@@ -209,7 +207,7 @@ impl Application {
             // not yet read exceed half the connection window; every unary request carries
             // one. With the 64 KiB default, ~160 requests queued on one connection under
             // overload were enough. Bounding streams per connection and widening the window
-            // keeps MAX_STREAMS_PER_CONNECTION x 208 bytes under half the window. (The
+            // keeps the streams allowed x 208 bytes under half the window. (The
             // in-flight limit is in the handlers for the same reason: see InFlightLimit.)
             .max_concurrent_streams(Some(self.settings.max_streams_per_connection))
             .initial_connection_window_size(Some(CONNECTION_WINDOW_BYTES))

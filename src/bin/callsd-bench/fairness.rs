@@ -91,7 +91,9 @@ pub async fn run(
                         let runtime = tokio::runtime::Builder::new_multi_thread()
                             .worker_threads(2)
                             .on_thread_start(move || {
-                                lower_this_thread(nice).expect("setpriority of a thread of ours")
+                                if let Err(error) = lower_this_thread(nice) {
+                                    eprintln!("a noisy thread keeps its priority: {error:#}");
+                                }
                             })
                             .enable_all()
                             .build()?;
