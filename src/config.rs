@@ -7,8 +7,9 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::store::PoolSettings;
 
-/// The most streams `CALLSD_MAX_STREAMS_PER_CONNECTION` allows, and its default: the server's
-/// HTTP/2 connection window is sized to hold a request frame for each (src/app.rs).
+/// The most streams `CALLSD_MAX_STREAMS_PER_CONNECTION` allows (its default, written out in
+/// its `#[arg]` where scripts/check_helm.py reads it): the server's HTTP/2 connection window is
+/// sized to hold a request frame for each (src/app.rs).
 pub const MAX_STREAMS_PER_CONNECTION: u32 = 2_000;
 
 mod allowed_origins;
@@ -274,7 +275,7 @@ pub struct ServeSettings {
     /// CALLSD_TENANT_MAX_IN_FLIGHT, that client waits when it overloads the server instead of
     /// being refused, and goodput stays near the peak (BENCHMARKS.md); but a client holding
     /// more WatchCalls streams than this on one connection waits for one of them to end.
-    #[arg(long, env = "CALLSD_MAX_STREAMS_PER_CONNECTION", default_value_t = MAX_STREAMS_PER_CONNECTION,
+    #[arg(long, env = "CALLSD_MAX_STREAMS_PER_CONNECTION", default_value_t = 2_000,
         value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_STREAMS_PER_CONNECTION)))]
     pub max_streams_per_connection: u32,
 
@@ -419,4 +420,17 @@ fn parse_optional_address(text: &str) -> Result<Option<SocketAddr>, String> {
         return Ok(None);
     }
     parse_listen_address(text).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streams_per_connection_default_to_the_most_the_connection_window_holds() {
+        assert_eq!(
+            ServeSettings::default().max_streams_per_connection,
+            MAX_STREAMS_PER_CONNECTION
+        );
+    }
 }
