@@ -2,9 +2,9 @@
 //! [`crate::api::calls`] (conversion and the service's rules) and maps errors to `Status`.
 //! ListCalls writes its answer in wire form (`call_page`), the measured fast path.
 
-use std::{pin::Pin, time::Instant};
+use std::time::Instant;
 
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use tonic::{Request, Response, Status};
 
 use super::{
@@ -38,8 +38,7 @@ impl CallApi {
     }
 }
 
-type WatchCallsStream =
-    Pin<Box<dyn Stream<Item = Result<pb::WatchCallsResponse, Status>> + Send + 'static>>;
+type WatchCallsStream = watch::BoxedStream<pb::WatchCallsResponse>;
 type ExportCallsStream = watch::BoxedStream<pb::ExportCallsResponse>;
 
 /// One unary RPC: observed, admitted by its key, then the shared function of the RPC.
@@ -60,6 +59,37 @@ macro_rules! unary {
         )
         .await
     };
+}
+
+/// One server-streaming RPC: an in-flight slot only while it opens, admitted by its key, then
+/// `$open` with the tenant bound to `$tenant` (the stream, or the error the RPC ends with at
+/// once); the stream's end is recorded in the RPC metrics.
+macro_rules! server_stream {
+    ($api:ident, $request:ident, $method:literal, |$tenant:ident| $open:expr) => {{
+        let started = Instant::now();
+        record_started(CALL_SERVICE, $method);
+        let opened = match super::enter(&$api.in_flight) {
+            Ok(_slot) => async {
+                api::check_request($request.get_ref())?;
+                let $tenant = $api
+                    .authenticator
+                    .admit(authorization($request.metadata()))
+                    .await?;
+                let stream: Result<watch::BoxedStream<_>, Error> = $open;
+                stream
+            }
+            .await
+            .map_err(Status::from),
+            Err(status) => Err(status),
+        };
+        match opened {
+            Ok(stream) => Ok(Response::new(watch::observed(stream, $method, started))),
+            Err(status) => {
+                record_handled(CALL_SERVICE, $method, status.code(), started);
+                Err(status)
+            }
+        }
+    }};
 }
 
 #[tonic::async_trait]
@@ -121,32 +151,11 @@ impl CallService for CallApi {
         &self,
         request: Request<pb::WatchCallsRequest>,
     ) -> Result<Response<Self::WatchCallsStream>, Status> {
-        const METHOD: &str = "WatchCalls";
-        let started = Instant::now();
-        record_started(CALL_SERVICE, METHOD);
-        // A stream holds an in-flight slot only while it opens.
-        let opened = match super::enter(&self.in_flight) {
-            Ok(_slot) => async {
-                api::check_request(request.get_ref())?;
-                let tenant = self
-                    .authenticator
-                    .admit(authorization(request.metadata()))
-                    .await?;
-                let input = api::calls::watch_input(request.get_ref());
-                let events = self.calls.watch(&tenant, &input).await?;
-                Ok::<_, Error>(watch::messages(events))
-            }
-            .await
-            .map_err(Status::from),
-            Err(status) => Err(status),
-        };
-        match opened {
-            Ok(stream) => Ok(Response::new(watch::observed(stream, METHOD, started))),
-            Err(status) => {
-                record_handled(CALL_SERVICE, METHOD, status.code(), started);
-                Err(status)
-            }
-        }
+        server_stream!(self, request, "WatchCalls", |tenant| {
+            let input = api::calls::watch_input(request.get_ref());
+            let events = self.calls.watch(&tenant, &input).await?;
+            Ok(watch::messages(events))
+        })
     }
 
     type ExportCallsStream = ExportCallsStream;
@@ -155,35 +164,13 @@ impl CallService for CallApi {
         &self,
         request: Request<pb::ExportCallsRequest>,
     ) -> Result<Response<Self::ExportCallsStream>, Status> {
-        const METHOD: &str = "ExportCalls";
-        let started = Instant::now();
-        record_started(CALL_SERVICE, METHOD);
-        // Like WatchCalls: an in-flight slot while it opens, a tenant stream slot while open.
-        let opened = match super::enter(&self.in_flight) {
-            Ok(_slot) => async {
-                api::check_request(request.get_ref())?;
-                let tenant = self
-                    .authenticator
-                    .admit(authorization(request.metadata()))
-                    .await?;
-                let messages =
-                    api::personal_data::export_calls(&self.calls, &tenant, request.get_ref())
-                        .await?;
-                let messages: ExportCallsStream =
-                    Box::pin(messages.map(|message| message.map_err(Status::from)));
-                Ok::<_, Error>(messages)
-            }
-            .await
-            .map_err(Status::from),
-            Err(status) => Err(status),
-        };
-        match opened {
-            Ok(stream) => Ok(Response::new(watch::observed(stream, METHOD, started))),
-            Err(status) => {
-                record_handled(CALL_SERVICE, METHOD, status.code(), started);
-                Err(status)
-            }
-        }
+        server_stream!(self, request, "ExportCalls", |tenant| {
+            let messages =
+                api::personal_data::export_calls(&self.calls, &tenant, request.get_ref()).await?;
+            Ok(Box::pin(
+                messages.map(|message| message.map_err(Status::from)),
+            ))
+        })
     }
 
     async fn summarize_calls(

@@ -13,12 +13,10 @@ use tonic::{Code, Status};
 use super::record_handled;
 use crate::{api, pb::calls::v1 as pb, service::calls::CallWatchEvent, Error};
 
-type MessageStream = Pin<Box<dyn Stream<Item = Result<pb::WatchCallsResponse, Status>> + Send>>;
-
 /// The service's stream of events as gRPC messages; an error ends it with its `Status`.
 pub fn messages(
     events: impl Stream<Item = Result<CallWatchEvent, Error>> + Send + 'static,
-) -> MessageStream {
+) -> BoxedStream<pb::WatchCallsResponse> {
     Box::pin(events.map(|event| {
         event
             .map(|event| pb::WatchCallsResponse {
