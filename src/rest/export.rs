@@ -70,9 +70,7 @@ pub async fn open(
     message: DynamicMessage,
     headers: &HeaderMap,
 ) -> Result<Response<Body>, Refusal> {
-    let request: pb::ExportCallsRequest = message
-        .transcode_to()
-        .map_err(|error| Error::Internal(anyhow::anyhow!("transcoding a request: {error}")))?;
+    let request: pb::ExportCallsRequest = json::typed_request(message)?;
     let batches = api::personal_data::export_calls(calls, tenant, &request).await?;
     let format = Format::accepted(headers);
     let call_descriptor = route

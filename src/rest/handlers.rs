@@ -10,9 +10,7 @@ use crate::{api, pb::calls::v1 as pb, store::Tenant, Error};
 macro_rules! run {
     ($rest:ident, $route:ident, $message:ident, $tenant:ident, $service:ident,
      $function:path, $request:ty) => {{
-        let request: $request = $message
-            .transcode_to()
-            .map_err(|error| Error::Internal(anyhow::anyhow!("transcoding a request: {error}")))?;
+        let request: $request = json::typed_request($message)?;
         let response = $function(&$rest.$service, $tenant, &request).await?;
         json::response_json($route, &response)
     }};

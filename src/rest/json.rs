@@ -33,6 +33,16 @@ pub const QUERY_ALIASES: &[(&str, &str, &str)] = &[
     ("calls.v1.ListCallsRequest", "endDate", "timeMin"),
 ];
 
+/// The generated request message of a reflected one that `request_message` built (the same
+/// type: a failure is ours, not the client's).
+pub fn typed_request<Request: prost::Message + prost::Name + Default>(
+    message: DynamicMessage,
+) -> Result<Request, Error> {
+    message
+        .transcode_to()
+        .map_err(|error| Error::Internal(anyhow::anyhow!("transcoding a request: {error}")))
+}
+
 /// The request of `route` out of the request's parts, within the field limits.
 pub fn request_message(
     route: &Route,

@@ -28,9 +28,7 @@ pub async fn open(
     message: DynamicMessage,
     headers: &HeaderMap,
 ) -> Result<Response<Body>, Refusal> {
-    let mut request: pb::WatchCallsRequest = message
-        .transcode_to()
-        .map_err(|error| Error::Internal(anyhow::anyhow!("transcoding a request: {error}")))?;
+    let mut request: pb::WatchCallsRequest = json::typed_request(message)?;
     if let Some(last_event_id) = headers.get("last-event-id") {
         let last_event_id = last_event_id
             .to_str()
