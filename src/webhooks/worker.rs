@@ -21,6 +21,8 @@ const BATCH_SIZE: usize = 64;
 const READ_FAILURE_BACKOFF: Duration = Duration::from_secs(1);
 /// How often the delivery log is trimmed.
 const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
+/// The first look again after a notification that found nothing due, doubled up to the poll.
+const FIRST_RECHECK: Duration = Duration::from_millis(10);
 
 /// One per process: owns the leases it takes under its own id.
 pub(super) struct Worker {
@@ -46,6 +48,13 @@ impl Worker {
         let slots = Arc::new(Semaphore::new(settings.concurrency.max(1)));
         let deliveries = TaskTracker::new();
         let mut last_purge: Option<tokio::time::Instant> = None;
+        // A change is due only once every older transaction has ended (the feed's barrier):
+        // one still in flight anywhere on the server hides it from the lease when its
+        // notification arrives, and nothing notifies when that transaction ends. So a
+        // notification is followed by looks again, 10 ms then twice as long each time, up to
+        // the poll. Without them a webhook waited for the poll (in the tests, 120 s) whenever
+        // another database's transaction overlapped the change.
+        let mut recheck: Option<Duration> = None;
         let this = Arc::new(self);
         loop {
             if last_purge.is_none_or(|time| time.elapsed() >= PURGE_INTERVAL) {
@@ -85,12 +94,19 @@ impl Worker {
                     Err(error) => tracing::warn!(%error, "cannot lease watches"),
                 }
             }
+            let wait = recheck.map_or(settings.poll_interval, |recheck| {
+                recheck.min(settings.poll_interval)
+            });
             tokio::select! {
                 () = stop.cancelled() => break,
                 () = wake.notified() => {}
                 // `None` (the listener stopped) disables this branch: the poll goes on.
-                Some(_) = changes.changed() => {}
-                () = tokio::time::sleep(settings.poll_interval) => {}
+                Some(_) = changes.changed() => recheck = Some(FIRST_RECHECK),
+                () = tokio::time::sleep(wait) => {
+                    recheck = recheck
+                        .map(|recheck| recheck * 2)
+                        .filter(|recheck| *recheck < settings.poll_interval);
+                }
             }
         }
         deliveries.close();

@@ -276,3 +276,29 @@ async fn what_a_killed_listener_missed_is_caught_up_and_it_listens_again() {
     refused_promptly(&app, &key.key).await;
     assert_eq!(listening_backends(&admin).await.len(), 1);
 }
+
+/// A change committed while an older transaction is still open (any on the server: parallel
+/// tests in other databases, other tenants' writers) is not due yet when its notification
+/// arrives; the webhook goes once that transaction ends, not at the next poll.
+#[tokio::test]
+async fn a_webhook_hidden_behind_an_older_open_transaction_goes_when_it_ends() {
+    let receiver = Receiver::start().await;
+    let (app, mut events, _admin) = app_watched_by_all_three(&receiver).await;
+    let (older, connection) = app.database.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    older
+        .batch_execute("BEGIN; SELECT pg_current_xact_id();")
+        .await
+        .unwrap();
+
+    let created = app
+        .create(call("1", "2", "2026-11-01T12:00:00", "UTC"))
+        .await;
+    // Long enough for the notification to have been heard and found nothing due.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.received.load(Ordering::SeqCst), 0);
+    older.batch_execute("COMMIT").await.unwrap();
+
+    created_promptly(&mut events, &created.id).await;
+    receiver.wait_for(1).await;
+}
