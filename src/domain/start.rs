@@ -99,17 +99,75 @@ pub struct DateTimeText {
 
 impl DateTimeText {
     pub fn new(local: &NaiveDateTime) -> Self {
-        let mut text = DateTimeText {
-            bytes: [0; 32],
-            len: 0,
-        };
         let (date, time) = (local.date(), local.time());
         // chrono keeps a leap second as nanoseconds past 1e9 in second 59.
         let (second, nanos) = match time.nanosecond() {
             nanos if nanos >= 1_000_000_000 => (60, nanos - 1_000_000_000),
             nanos => (time.second(), nanos),
         };
-        let year = date.year();
+        Self::from_fields(
+            date.year(),
+            [date.month(), date.day(), time.hour(), time.minute(), second],
+            nanos,
+        )
+    }
+
+    /// A wall-clock time held as microseconds since 1970-01-01T00:00:00, as PostgreSQL's
+    /// `timestamp` is once moved to the Unix epoch. The date comes from the day number by
+    /// integer arithmetic (the civil calendar's 400-year eras), not through chrono's
+    /// `NaiveDateTime`, whose conversion and field accessors were half of writing this text on
+    /// a page of calls (callgrind, BENCHMARKS.md issue 15).
+    pub fn from_unix_micros(micros: i64) -> Self {
+        let days = micros.div_euclid(MICROS_PER_DAY);
+        // Below 86,400 s and 1e6 µs: they fit.
+        let of_day = micros.rem_euclid(MICROS_PER_DAY) as u64;
+        let seconds = (of_day / MICROS_PER_SECOND as u64) as u32;
+        let fraction_micros = (of_day % MICROS_PER_SECOND as u64) as u32;
+        let (year, month, day) = civil_date(days);
+        let fields = [month, day, seconds / 3600, seconds / 60 % 60, seconds % 60];
+        match u32::try_from(year) {
+            Ok(year) if year <= 9999 => Self::four_digit_year(year, fields, fraction_micros),
+            // i64 microseconds span 292,277 years on either side: the year fits.
+            _ => Self::from_fields(year as i32, fields, fraction_micros * 1_000),
+        }
+    }
+
+    /// Every call's case, at fixed places: `YYYY-MM-DDTHH:MM:SS`, then `.mmm` or `.uuuuuu`
+    /// when the fraction has them, as [`Self::from_fields`] writes it (the tests compare).
+    fn four_digit_year(year: u32, fields: [u32; 5], fraction_micros: u32) -> Self {
+        let mut bytes = [0; 32];
+        bytes[..19].copy_from_slice(b"0000-00-00T00:00:00");
+        bytes[0..2].copy_from_slice(&digit_pair(year / 100));
+        bytes[2..4].copy_from_slice(&digit_pair(year));
+        for (value, at) in fields.into_iter().zip([5, 8, 11, 14, 17]) {
+            bytes[at..at + 2].copy_from_slice(&digit_pair(value));
+        }
+        let len = match fraction_micros {
+            0 => 19,
+            micros if micros % 1_000 == 0 => {
+                let millis = micros / 1_000;
+                bytes[19] = b'.';
+                bytes[20..22].copy_from_slice(&digit_pair(millis / 10));
+                bytes[22] = b'0' + (millis % 10) as u8;
+                23
+            }
+            micros => {
+                bytes[19] = b'.';
+                bytes[20..22].copy_from_slice(&digit_pair(micros / 10_000));
+                bytes[22..24].copy_from_slice(&digit_pair(micros / 100));
+                bytes[24..26].copy_from_slice(&digit_pair(micros));
+                26
+            }
+        };
+        DateTimeText { bytes, len }
+    }
+
+    /// `[month, day, hour, minute, second]` and the fraction in nanoseconds.
+    fn from_fields(year: i32, [month, day, hour, minute, second]: [u32; 5], nanos: u32) -> Self {
+        let mut text = DateTimeText {
+            bytes: [0; 32],
+            len: 0,
+        };
         match u32::try_from(year) {
             Ok(year) if year <= 9999 => text.push_digits(year, 4),
             // Beyond what a call's start may be; written as chrono writes it all the same
@@ -122,13 +180,13 @@ impl DateTimeText {
             }
         }
         text.push(b'-');
-        text.push_digits(date.month(), 2);
+        text.push_digits(month, 2);
         text.push(b'-');
-        text.push_digits(date.day(), 2);
+        text.push_digits(day, 2);
         text.push(b'T');
-        text.push_digits(time.hour(), 2);
+        text.push_digits(hour, 2);
         text.push(b':');
-        text.push_digits(time.minute(), 2);
+        text.push_digits(minute, 2);
         text.push(b':');
         text.push_digits(second, 2);
         match nanos {
@@ -173,6 +231,42 @@ impl DateTimeText {
         }
         self.len = end;
     }
+}
+
+const MICROS_PER_SECOND: i64 = 1_000_000;
+const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SECOND;
+
+/// The proleptic Gregorian year, month and day of `days` since 1970-01-01. Counted in eras of
+/// 400 years (146,097 days, the calendar's period) from 0000-03-01, so that a leap day ends its
+/// year; every division is of a non-negative number within an era.
+fn civil_date(days: i64) -> (i64, u32, u32) {
+    /// Days from 0000-03-01 to 1970-01-01.
+    const UNIX_EPOCH_FROM_MARCH_0000: i64 = 719_468;
+    const DAYS_PER_ERA: i64 = 146_097;
+    let from_march_0000 = days + UNIX_EPOCH_FROM_MARCH_0000;
+    let era = from_march_0000.div_euclid(DAYS_PER_ERA);
+    // 0 to 146,096: unsigned, whose divisions by constants take fewer instructions.
+    let day_of_era = from_march_0000.rem_euclid(DAYS_PER_ERA) as u32;
+    // Leap days drop out: one every 4 years, none every 100, one every 400.
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    // Months from March, whose lengths repeat 31, 30, 31, 30, 31 every 153 days.
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = era * 400 + i64::from(year_of_era) + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// The last two decimal digits of `value`.
+fn digit_pair(value: u32) -> [u8; 2] {
+    let at = (value % 100) as usize * 2;
+    [DIGIT_PAIRS[at], DIGIT_PAIRS[at + 1]]
 }
 
 /// "00" to "99".
@@ -276,6 +370,50 @@ mod tests {
                         local.format("%Y-%m-%dT%H:%M:%S%.f").to_string()
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn date_time_text_from_micros_matches_chrono() {
+        let days = [
+            i64::MIN / MICROS_PER_DAY,
+            -719_528,
+            -1,
+            0,
+            59,
+            60,
+            11_016,
+            20_513,
+            2_932_896,
+            i64::MAX / MICROS_PER_DAY,
+        ];
+        let of_day = [0, 1, 250_000, 123_456, 86_399_999_999];
+        for day in days {
+            for micros_of_day in of_day {
+                let Some(micros) = (day * MICROS_PER_DAY).checked_add(micros_of_day) else {
+                    continue;
+                };
+                let Some(local) = DateTime::from_timestamp_micros(micros) else {
+                    continue; // beyond chrono's years
+                };
+                let local = local.naive_utc();
+                assert_eq!(
+                    DateTimeText::from_unix_micros(micros).as_bytes(),
+                    DateTimeText::new(&local).as_bytes(),
+                    "{micros}"
+                );
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn civil_date_is_chronos(micros in proptest::prelude::any::<i64>()) {
+            if let Some(local) = DateTime::from_timestamp_micros(micros) {
+                let local = local.naive_utc();
+                let (ours, chronos) = (DateTimeText::from_unix_micros(micros), DateTimeText::new(&local));
+                proptest::prop_assert_eq!(ours.as_bytes(), chronos.as_bytes());
             }
         }
     }

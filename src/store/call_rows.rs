@@ -6,10 +6,15 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
 use tokio_postgres::types::{Json, ToSql};
 
-use super::column_bytes::{check_call_columns, CallColumns, PgTimestamp};
+use super::column_bytes::{
+    check_call_columns, read_raw_columns, CallColumns, PgTimestamp, CALL_COLUMN_COUNT,
+};
 use crate::{
     domain::Position,
-    domain::{Call, CallFields, CallId, CallRecord, CallStart, CallStatus, CallType, PhoneNumber},
+    domain::{
+        Call, CallFields, CallId, CallRecord, CallStart, CallStatus, CallType, DateTimeText,
+        PhoneNumber,
+    },
     Error,
 };
 
@@ -113,7 +118,7 @@ pub struct CallView<'a> {
     pub called_number: &'a str,
     /// Empty when the call has none.
     pub tracking_number: &'a str,
-    pub start_local: NaiveDateTime,
+    pub start_local: LocalMicros,
     /// An IANA zone name, as [`chrono_tz::Tz::name`] wrote it.
     pub start_zone: &'a str,
     pub start_time: UnixMicros,
@@ -139,11 +144,14 @@ impl<'a> CallView<'a> {
     /// columns).
     pub(super) fn decode(row: &'a tokio_postgres::Row, first: usize) -> Result<Self, Error> {
         check_call_columns(row.columns(), first)?;
-        Self::read(CallColumns::new(row, first))
+        Self::read(row, first)
     }
 
     /// Reads the call from columns whose types [`check_call_columns`] accepted.
-    pub(super) fn read(columns: CallColumns<'a>) -> Result<Self, Error> {
+    pub(super) fn read(row: &'a tokio_postgres::Row, first: usize) -> Result<Self, Error> {
+        let mut raw = [None; CALL_COLUMN_COUNT];
+        read_raw_columns(row, first, &mut raw)?;
+        let columns = CallColumns::new(row, first, &raw);
         Ok(CallView {
             id: CallId::from(columns.uuid(0)?),
             button_id: columns.text(1)?,
@@ -151,7 +159,7 @@ impl<'a> CallView<'a> {
             caller_number: columns.text(3)?,
             called_number: columns.text(4)?,
             tracking_number: columns.text(5)?,
-            start_local: columns.timestamp(6)?.local_time()?,
+            start_local: columns.timestamp(6)?.local()?,
             start_zone: columns.text(7)?,
             start_time: columns.timestamp(8)?.instant()?,
             duration: duration_from_micros(columns.int8(9)?),
@@ -191,7 +199,7 @@ impl<'a> CallView<'a> {
             tracking_number: (!self.tracking_number.is_empty())
                 .then(|| PhoneNumber::from_stored(self.tracking_number.to_owned())),
             start: CallStart {
-                local: self.start_local,
+                local: self.start_local.to_naive()?,
                 zone,
             },
             duration: self.duration,
@@ -243,6 +251,27 @@ impl UnixMicros {
 
 const MICROS_PER_SECOND: i64 = 1_000_000;
 
+/// A wall-clock time with no zone, in microseconds since 1970-01-01T00:00:00: a `timestamp`
+/// column moved to the Unix epoch. A page writes its text straight from this
+/// ([`DateTimeText::from_unix_micros`]), without chrono's calendar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalMicros(pub i64);
+
+impl LocalMicros {
+    pub fn of(local: NaiveDateTime) -> Self {
+        LocalMicros(local.and_utc().timestamp_micros())
+    }
+
+    pub fn to_naive(self) -> Result<NaiveDateTime, Error> {
+        Ok(UnixMicros(self.0).to_date_time()?.naive_utc())
+    }
+
+    /// The time as the seed writes it (see [`crate::domain::write_date_time_text`]).
+    pub fn text(self) -> DateTimeText {
+        DateTimeText::from_unix_micros(self.0)
+    }
+}
+
 /// Decodes the call read as [`CALL_COLUMNS`] from column `first` on.
 pub(super) fn decode_call_columns(row: &tokio_postgres::Row, first: usize) -> Result<Call, Error> {
     CallView::decode(row, first)?.to_call()
@@ -285,7 +314,7 @@ pub(super) fn decode_call_json(row: &tokio_postgres::Row, index: usize) -> Resul
         caller_number: &json.caller_number,
         called_number: &json.called_number,
         tracking_number: &json.tracking_number,
-        start_local: json.start_local,
+        start_local: LocalMicros::of(json.start_local),
         start_zone: &json.start_zone,
         start_time: UnixMicros::of(json.start_time),
         duration: duration_from_micros(json.duration_micros),

@@ -12,7 +12,7 @@ use tokio_postgres::types::ToSql;
 use super::{
     call_rows::{decode_call_columns, CallView, WriteValues, CALL_COLUMNS, CALL_COLUMN_NULLS},
     changes::{cursor_from_row, ChangeKind, SEEN_COLUMNS, SEEN_CTE},
-    column_bytes::{check_call_columns, CallColumns},
+    column_bytes::check_call_columns,
     Store,
 };
 use crate::{
@@ -83,7 +83,7 @@ impl CallPage {
     pub fn calls(&self) -> impl ExactSizeIterator<Item = Result<CallView<'_>, Error>> {
         self.rows
             .iter()
-            .map(|row| CallView::read(CallColumns::new(row, LIST_CALL_FIRST_COLUMN)))
+            .map(|row| CallView::read(row, LIST_CALL_FIRST_COLUMN))
     }
 }
 

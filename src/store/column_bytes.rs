@@ -12,7 +12,7 @@ use tokio_postgres::{
 };
 use uuid::Uuid;
 
-use super::call_rows::UnixMicros;
+use super::call_rows::{LocalMicros, UnixMicros};
 use crate::Error;
 
 /// The wire types of a call's columns, in the order of `CALL_COLUMNS`.
@@ -73,20 +73,44 @@ pub(super) fn check_call_columns(columns: &[Column], first: usize) -> Result<(),
 /// every value's length is checked. The readers are inlined into [`super::CallView::read`]: as
 /// calls, with their results written to memory, they were a fifth of reading a page.
 #[derive(Clone, Copy)]
-pub(super) struct CallColumns<'a> {
+pub(super) struct CallColumns<'r, 'a> {
     row: &'a Row,
     first: usize,
+    raw: &'r RawCallColumns<'a>,
 }
 
-impl<'a> CallColumns<'a> {
-    pub(super) fn new(row: &'a Row, first: usize) -> Self {
-        CallColumns { row, first }
+/// How many columns a call is read from.
+pub(super) const CALL_COLUMN_COUNT: usize = CALL_COLUMN_TYPES.len();
+
+/// A call's columns as [`read_raw_columns`] found them: each value's bytes, `None` for NULL.
+pub(super) type RawCallColumns<'a> = [Option<&'a [u8]>; CALL_COLUMN_COUNT];
+
+/// Every call column's bytes from column `first` on, in one loop: tokio-postgres' `try_get`
+/// then has one call site, and the optimiser inlines it there. Called once per column, it
+/// stayed out of line: 39k instructions of a page of 50 calls, about 24k in this loop (callgrind,
+/// BENCHMARKS.md issue 15). Not inlined itself, so that the loop is not unrolled back into 21
+/// calls.
+#[inline(never)]
+pub(super) fn read_raw_columns<'a>(
+    row: &'a Row,
+    first: usize,
+    raw: &mut RawCallColumns<'a>,
+) -> Result<(), Error> {
+    for (slot, index) in raw.iter_mut().zip(first..row.len()) {
+        *slot = row.try_get::<_, RawColumn>(index)?.0;
+    }
+    Ok(())
+}
+
+impl<'r, 'a> CallColumns<'r, 'a> {
+    pub(super) fn new(row: &'a Row, first: usize, raw: &'r RawCallColumns<'a>) -> Self {
+        CallColumns { row, first, raw }
     }
 
     /// The value's bytes; `None` for NULL.
     #[inline(always)]
     fn nullable(self, offset: usize) -> Result<Option<&'a [u8]>, Error> {
-        Ok(self.row.try_get::<_, RawColumn>(self.first + offset)?.0)
+        Ok(self.raw[offset])
     }
 
     #[inline(always)]
@@ -193,8 +217,8 @@ impl PgTimestamp {
             })
     }
 
-    /// A `timestamp` (no zone): the wall-clock time it holds.
-    pub(super) fn local_time(self) -> Result<chrono::NaiveDateTime, Error> {
-        Ok(self.instant()?.to_date_time()?.naive_utc())
+    /// A `timestamp` (no zone): the wall-clock time it holds, moved to the Unix epoch alike.
+    pub(super) fn local(self) -> Result<LocalMicros, Error> {
+        Ok(LocalMicros(self.instant()?.0))
     }
 }

@@ -31,7 +31,7 @@ use futures::{
 use tokio_postgres::{config::SslMode, NoTls};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-pub use call_rows::{CallView, UnixMicros};
+pub use call_rows::{CallView, LocalMicros, UnixMicros};
 pub use calls::{CallFilters, CallPage, CallQuery, ListCursor};
 pub use changes::{ChangeBatch, ChangeKind, ChangeRecord, UnreadableChange};
 pub use connect_error::server_address;

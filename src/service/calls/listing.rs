@@ -176,10 +176,11 @@ fn sync_cursor_after_last_page(filters: &ListFilters, barrier: i64, seen: Vec<Po
 mod tests {
     use std::time::Duration;
 
-    use chrono::NaiveDate;
-
     use super::*;
-    use crate::{domain::CallId, store::UnixMicros};
+    use crate::{
+        domain::CallId,
+        store::{LocalMicros, UnixMicros},
+    };
 
     /// Counts what it is sent as if each call took `call_bytes`.
     #[derive(Default)]
@@ -215,7 +216,7 @@ mod tests {
             caller_number: "",
             called_number: "",
             tracking_number: "",
-            start_local: NaiveDate::default().and_time(chrono::NaiveTime::MIN),
+            start_local: LocalMicros(0),
             start_zone: "UTC",
             start_time: UnixMicros(tx),
             duration: Duration::ZERO,
