@@ -25,16 +25,7 @@ BENCH_DB=${BENCH_DB:-callsd_bench}
 SEED_ENV=${SEED_ENV:-target/bench/seed.env}
 PORT=${PORT:-50071}
 OUT=${OUT:-target/callgrind}
-CALLSD=${CALLSD:-target/production/callsd}
-BENCH=${BENCH:-target/production/callsd-bench}
-export PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres}
-export DATABASE_URL="host=$PGHOST port=$PGPORT user=$PGUSER dbname=$BENCH_DB"
-mkdir -p "$OUT"
-
-TENANT=$(sed -n 's/^tenant_id=//p' "$SEED_ENV")
-KEY=$(sed -n 's/^key=//p' "$SEED_ENV")
-CALLS=$(sed -n 's/^calls=//p' "$SEED_ENV")
-CALLS=${CALLS:-$(psql -d "$BENCH_DB" -Atc "SELECT count(*) FROM calls WHERE tenant_id = '$TENANT'")}
+source bench/seeded.sh
 
 PID=
 cleanup() { if [[ -n $PID ]]; then kill "$PID" 2>/dev/null || true; fi; }
@@ -56,10 +47,8 @@ measure() { # name, environment and command (env's arguments)
     env "${environment[@]}" valgrind --tool=callgrind --callgrind-out-file="$file" "$@" \
         >"$OUT/$name.log" 2>&1 &
     PID=$!
-    for _ in $(seq 600); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then break; fi
-        sleep 0.1
-    done
+    # Under valgrind a server takes seconds to start.
+    TRIES=600 wait_for_port "$PORT" || true
     drive "${WARMUP}s" 0s >/dev/null
     callgrind_control -z "$PID" >/dev/null 2>&1
     local result; result=$(drive "${DURATION}s" 0s)

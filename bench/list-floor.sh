@@ -8,8 +8,7 @@
 #   bench/list-floor.sh                            # 5 rounds of 10 s each way, about 2 minutes
 #   SERVER_CPUS=0 CLIENT_CPUS=1 bench/list-floor.sh
 #
-# Needs a seeded database and its seed.env, as bench/callgrind.sh (bench/run.sh writes one to
-# target/bench/seed.env; `callsd-bench seed` prints it), and the production build.
+# Needs a seeded database and its seed.env, and the production build (bench/seeded.sh).
 # Settings (environment): ROUNDS, DURATION, WARMUP (seconds), CONCURRENCY, CONNECTIONS,
 # WORKLOAD (list or get), SERVER_CPUS and CLIENT_CPUS (taskset lists; default every CPU),
 # BENCH_DB, SEED_ENV, PORT, PORT_FLOOR, OUT.
@@ -30,29 +29,13 @@ OUT=${OUT:-target/bench-list-floor}
 ALL_CPUS=0-$(($(nproc) - 1))
 SERVER_CPUS=${SERVER_CPUS:-$ALL_CPUS}
 CLIENT_CPUS=${CLIENT_CPUS:-$ALL_CPUS}
-CALLSD=${CALLSD:-target/production/callsd}
-BENCH=${BENCH:-target/production/callsd-bench}
-export PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres}
-export DATABASE_URL="host=$PGHOST port=$PGPORT user=$PGUSER dbname=$BENCH_DB"
-mkdir -p "$OUT"
-
-TENANT=$(sed -n 's/^tenant_id=//p' "$SEED_ENV")
-KEY=$(sed -n 's/^key=//p' "$SEED_ENV")
-CALLS=$(sed -n 's/^calls=//p' "$SEED_ENV")
-CALLS=${CALLS:-$(psql -d "$BENCH_DB" -Atc "SELECT count(*) FROM calls WHERE tenant_id = '$TENANT'")}
+source bench/seeded.sh
 
 SERVERS=()
 cleanup() { for pid in "${SERVERS[@]}"; do kill "$pid" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
-wait_for_port() {
-    for _ in $(seq 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return; fi
-        sleep 0.1
-    done
-    echo "nothing listens on port $1; see $OUT" >&2
-    exit 1
-}
+started() { wait_for_port "$1" || { echo "nothing listens on port $1; see $OUT" >&2; exit 1; }; }
 
 echo "== $(date -u +%FT%TZ) on $(nproc) cores; load: $(cut -d' ' -f1-3 /proc/loadavg); $(git rev-parse --short HEAD); CPUs: servers $SERVER_CPUS, load generator $CLIENT_CPUS"
 CALLSD_LISTEN="127.0.0.1:$PORT" CALLSD_METRICS_LISTEN=off CALLSD_WORKER_THREADS=1 \
@@ -64,8 +47,8 @@ TOKIO_WORKER_THREADS=1 taskset -c "$SERVER_CPUS" "$BENCH" floor --tenant-id "$TE
     --listen "127.0.0.1:$PORT_FLOOR" >"$OUT/floor.log" 2>&1 &
 FLOOR=$!
 SERVERS+=("$FLOOR")
-wait_for_port "$PORT"
-wait_for_port "$PORT_FLOOR"
+started "$PORT"
+started "$PORT_FLOOR"
 
 drive() { # port, server pid; prints the RESULT line
     taskset -c "$CLIENT_CPUS" "$BENCH" run --address "http://127.0.0.1:$1" --key "$KEY" \
