@@ -43,13 +43,14 @@ type ExportCallsStream = watch::BoxedStream<pb::ExportCallsResponse>;
 
 /// One unary RPC: observed, admitted by its key, then the shared function of the RPC.
 macro_rules! unary {
-    ($api:ident, $request:ident, $method:literal, $function:path) => {
+    ($api:ident, $request:ident, $method:literal, $function:path) => {{
+        let $request = &$request;
         observe(
             &$api.in_flight,
             CALL_SERVICE,
             $method,
             $request.get_ref(),
-            async {
+            move || async move {
                 let tenant = $api
                     .authenticator
                     .admit(authorization($request.metadata()))
@@ -58,7 +59,7 @@ macro_rules! unary {
             },
         )
         .await
-    };
+    }};
 }
 
 /// One server-streaming RPC: an in-flight slot only while it opens, admitted by its key, then
@@ -126,12 +127,13 @@ impl CallService for CallApi {
         &self,
         request: Request<pb::ListCallsRequest>,
     ) -> Result<Response<EncodedPage>, Status> {
+        let request = &request;
         observe(
             &self.in_flight,
             CALL_SERVICE,
             "ListCalls",
             request.get_ref(),
-            async {
+            move || async move {
                 let tenant = self
                     .authenticator
                     .admit(authorization(request.metadata()))

@@ -34,13 +34,14 @@ impl WatchApi {
 
 /// One unary RPC: observed, admitted by its key, then the shared function of the RPC.
 macro_rules! unary {
-    ($api:ident, $request:ident, $method:literal, $function:path) => {
+    ($api:ident, $request:ident, $method:literal, $function:path) => {{
+        let $request = &$request;
         observe(
             &$api.in_flight,
             WATCH_SERVICE,
             $method,
             $request.get_ref(),
-            async {
+            move || async move {
                 let tenant = $api
                     .authenticator
                     .admit(authorization($request.metadata()))
@@ -49,7 +50,7 @@ macro_rules! unary {
             },
         )
         .await
-    };
+    }};
 }
 
 #[tonic::async_trait]
