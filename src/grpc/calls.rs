@@ -44,6 +44,7 @@ type ExportCallsStream = watch::BoxedStream<pb::ExportCallsResponse>;
 /// One unary RPC: observed, admitted by its key, then the shared function of the RPC.
 macro_rules! unary {
     ($api:ident, $request:ident, $method:literal, $function:path) => {{
+        // The handler's closure moves in references: the request stays where tonic put it.
         let $request = &$request;
         observe(
             &$api.in_flight,
