@@ -94,11 +94,11 @@ impl Calls {
         // The next page starts after the last row read, sent or not: a page of changes the
         // holder had may be empty and still be followed by more.
         let next_page_token = match filled.last_read {
-            Some(after) if page.has_more || filled.cut_short => {
+            Some(last) if page.has_more || filled.cut_short => {
                 let token = PageToken {
                     barrier: page.barrier,
                     seen: seen.clone(),
-                    after,
+                    after: PageKey::after(&filters, &last),
                 };
                 token.seal(&self.sealer, tenant, &filters)?
             }
@@ -120,10 +120,9 @@ impl Calls {
 }
 
 /// What [`fill_page`] read.
-struct FilledPage {
-    /// The key of the last row read, whether it was sent or not. The key alone, not the call:
-    /// copying each call read here was a memcpy a call.
-    last_read: Option<PageKey>,
+struct FilledPage<'a> {
+    /// The last row read, whether it was sent or not.
+    last_read: Option<CallView<'a>>,
     /// The byte budget ended the page before its rows did.
     cut_short: bool,
 }
@@ -135,7 +134,7 @@ fn fill_page<'a>(
     sink: &mut impl CallPageSink,
     calls: impl ExactSizeIterator<Item = Result<CallView<'a>, Error>>,
     filters: &ListFilters,
-) -> Result<FilledPage, Error> {
+) -> Result<FilledPage<'a>, Error> {
     sink.reserve(calls.len());
     let mut filled = FilledPage {
         last_read: None,
@@ -150,7 +149,7 @@ fn fill_page<'a>(
         if !filters.holder_had(call.position) {
             sink.push_call(&call);
         }
-        filled.last_read = Some(PageKey::after(filters, &call));
+        filled.last_read = Some(call);
     }
     Ok(filled)
 }
@@ -234,16 +233,6 @@ mod tests {
         }
     }
 
-    /// The `tx` of the call a key was taken from ([`call_at`] starts a call at its `tx`).
-    fn tx_of(key: &PageKey) -> i64 {
-        match key {
-            PageKey::Newest {
-                start_time_micros, ..
-            } => *start_time_micros,
-            PageKey::Changes(position) => position.tx,
-        }
-    }
-
     fn calls(count: i64) -> impl ExactSizeIterator<Item = Result<CallView<'static>, Error>> {
         (1..=count)
             .map(|tx| Ok(call_at(tx)))
@@ -261,7 +250,7 @@ mod tests {
         let filled = filled.expect("every row decodes");
         assert!(filled.cut_short);
         assert_eq!(sink.sent.len(), 4, "four calls pass 1 MiB");
-        let last_read = filled.last_read.as_ref().map(tx_of);
+        let last_read = filled.last_read.map(|call| call.position.tx);
         assert_eq!(last_read, Some(4));
     }
 
@@ -289,7 +278,7 @@ mod tests {
         let filled = fill_page(&mut sink, calls(2), &filters).expect("every row decodes");
         assert_eq!(sink.sent, [Position { tx: 1, seq: 0 }]);
         assert!(!filled.cut_short);
-        let last_read = filled.last_read.as_ref().map(tx_of);
+        let last_read = filled.last_read.map(|call| call.position.tx);
         assert_eq!(
             last_read,
             Some(2),
